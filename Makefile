@@ -1,0 +1,25 @@
+# The README's two commands. Each creates .venv when missing and installs the project into it;
+# the stamp file makes a second run install nothing until pyproject.toml changes.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mltk-installed
+
+.PHONY: test demo bench-install
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check mltoolkit tests benchmarks
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+
+# The benchmarks' peers (Stable-Baselines3) and measuring tools.
+bench-install: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

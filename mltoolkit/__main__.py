@@ -1,0 +1,3 @@
+from mltoolkit.cli import main
+
+main()

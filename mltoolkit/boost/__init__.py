@@ -1,0 +1,1 @@
+"""Gradient boosting on tables with LightGBM: classification, regression, ranking."""

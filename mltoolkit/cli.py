@@ -1,0 +1,125 @@
+"""The ``mltk`` command: one sub-app per technique, plus ``env`` and ``runs``.
+
+Errors become one line on stderr and an exit code (docs/cli.md); set ``MLTK_DEBUG=1`` for the
+traceback. Nothing heavy is imported here: ``mltk --help`` must answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from mltoolkit import __version__
+from mltoolkit.boost.cli import app as boost_app
+from mltoolkit.core import options
+from mltoolkit.core.errors import DataError, MltkError
+from mltoolkit.recommend.cli import app as recommend_app
+from mltoolkit.rl.cli import app as rl_app
+from mltoolkit.segment.cli import app as segment_app
+from mltoolkit.transfer.cli import app as transfer_app
+
+
+class _ErrorsToExitCodes(TyperGroup):
+    """Turn exceptions from any command into a one-line message and the documented exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except MltkError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:
+            if os.environ.get("MLTK_DEBUG"):
+                raise
+            _fail(f"unexpected {type(exc).__name__}: {exc} (set MLTK_DEBUG=1 for the traceback)", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+app = typer.Typer(
+    cls=_ErrorsToExitCodes,
+    help="Five classic machine-learning techniques from notebook to production.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(rl_app, name="rl")
+app.add_typer(transfer_app, name="transfer")
+app.add_typer(boost_app, name="boost")
+app.add_typer(segment_app, name="segment")
+app.add_typer(recommend_app, name="recommend")
+
+runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mltk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Five classic machine-learning techniques, one shape: train, evaluate, predict."""
+
+
+@app.command("env")
+def env_command(fmt: options.ResultFormat = "auto") -> None:
+    """Print library versions, accelerators and thread counts."""
+    from mltoolkit.core.console import print_result
+    from mltoolkit.core.environment import describe_environment
+
+    print_result(describe_environment(), fmt, title="mltk environment")
+
+
+@runs_app.command("list")
+def runs_list(
+    runs_dir: options.RunsDir = Path("runs"),
+    technique: Annotated[str | None, typer.Option("--technique", "-t", help="Only this technique's runs.")] = None,
+    fmt: options.ResultFormat = "auto",
+) -> None:
+    """List runs: technique, name, created, status and headline metric."""
+    from mltoolkit.core.console import print_result
+    from mltoolkit.core.runs import TECHNIQUES, describe, iter_runs
+
+    if technique is not None and technique not in TECHNIQUES:
+        raise DataError(f"unknown technique {technique!r}; expected one of {', '.join(TECHNIQUES)}")
+    rows = [describe(run) for run in iter_runs(runs_dir, technique)]
+    print_result(rows, fmt, title=f"runs in {runs_dir}")
+
+
+@runs_app.command("show")
+def runs_show(
+    run: options.RunRef, runs_dir: options.RunsDir = Path("runs"), fmt: options.ResultFormat = "auto"
+) -> None:
+    """Print a run's summary.json (and where it lives)."""
+    from mltoolkit.core.console import print_result
+    from mltoolkit.core.runs import Run, resolve_run_dir
+
+    found = Run(resolve_run_dir(run, runs_dir))
+    print_result({"path": str(found.path), **found.read_summary()}, fmt, title=found.name)
+
+
+def main() -> None:
+    app(prog_name="mltk")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

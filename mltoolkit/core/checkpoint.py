@@ -1,0 +1,65 @@
+"""Checkpoints: one self-describing file per saved model state, written atomically.
+
+Payload: ``{format_version, mltk_version, technique, config, state, metrics}``. ``state`` holds
+only tensors, numbers, strings and containers of them, so ``torch.load(weights_only=True)`` can
+load it without running pickled code from the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mltoolkit import __version__
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import atomic_path
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    technique: str,
+    config: dict[str, Any],
+    state: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically: a crash mid-save keeps the previous file intact."""
+    import torch
+
+    path = Path(path)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "mltk_version": __version__,
+        "technique": technique,
+        "config": config,
+        "state": state,
+        "metrics": metrics or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path, technique: str | None = None, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint; anything unusable is a ``DataError`` naming the file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise DataError(f"{path}: not a readable mltk checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or "format_version" not in payload or "state" not in payload:
+        raise DataError(f"{path}: not an mltk checkpoint")
+    if payload["format_version"] > FORMAT_VERSION:
+        raise DataError(
+            f"{path}: checkpoint format {payload['format_version']} is newer than this mltk reads "
+            f"({FORMAT_VERSION}); upgrade mltk"
+        )
+    if technique is not None and payload.get("technique") != technique:
+        raise DataError(f"{path}: is a {payload.get('technique')!r} checkpoint, not {technique!r}")
+    return payload

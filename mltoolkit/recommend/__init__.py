@@ -1,0 +1,1 @@
+"""Collaborative filtering on user,item,rating data with implicit."""
