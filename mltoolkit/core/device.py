@@ -102,3 +102,12 @@ def set_threads(threads: int | None) -> int:
 
         torch.set_num_threads(count)
     return count
+
+
+def dataloader_workers(requested: int | None = None) -> int:
+    """DataLoader worker processes: as asked, else one per spare core (at most 8), 0 on one core."""
+    if requested is not None:
+        if requested < 0:
+            raise DataError(f"--workers must be 0 or more (got {requested})")
+        return requested
+    return min(8, available_cores() - 1)
