@@ -1,0 +1,86 @@
+"""``evaluate()``: ranking metrics of a run's model beside the popularity baseline.
+
+Without DATA the run's own held-out split is scored with the model fitted on its train part
+(``model-eval.npz``; the served ``model.npz`` has seen the test interactions). With DATA, the
+served model is scored on those interactions (users and items it does not know are dropped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mltoolkit.core.console import info, warn
+from mltoolkit.core.device import resolve_threads
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import source_name, write_json
+from mltoolkit.core.runs import Run
+from mltoolkit.recommend.data import load_interactions
+from mltoolkit.recommend.metrics import PRECISION_DEFINITION, ranking_metrics, with_k
+from mltoolkit.recommend.models import limit_blas
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, load_bundle, load_split
+from mltoolkit.recommend.training import column_spec, recommend_all
+
+
+def evaluate(
+    run_dir: Path, data: str | None = None, k: int | None = None, threads: int | None = None
+) -> dict[str, Any]:
+    """Score the run's model (and popularity) at ``k``; writes eval.json into the run."""
+
+    run = Run(run_dir)
+    config = run.read_config()
+    k = k or config.get("k", 10)
+    if k < 1:
+        raise DataError(f"-k must be at least 1 (got {k})")
+    count = resolve_threads(threads if threads is not None else config.get("threads"))
+    limit_blas(config["model"], count)
+    if data is None:
+        _, test = load_split(run.path)
+        file = EVAL_MODEL_FILE if (run.path / EVAL_MODEL_FILE).is_file() else MODEL_FILE
+        bundle = load_bundle(run.path, config, count, file)
+        source = "held-out split"
+    else:
+        bundle = load_bundle(run.path, config, count)
+        test = _test_matrix(data, config, bundle.user_index(), bundle.item_index(), bundle.user_items.shape)
+        source = source_name(data)
+    seen = bundle.user_items
+    metrics = ranking_metrics(recommend_all(bundle.model, seen, k), test, k)
+    baseline = ranking_metrics(recommend_all(bundle.popularity, seen, k), test, k)
+    result = {
+        "k": k,
+        "data": source,
+        "precision_definition": PRECISION_DEFINITION,
+        "model": config["model"],
+        "metrics": with_k(metrics, k),
+        "popularity": with_k(baseline, k),
+    }
+    write_json(run.path / "eval.json", result)
+    return result
+
+
+def _test_matrix(data: str, config: dict[str, Any], users: dict[str, int], items: dict[str, int], shape: tuple) -> Any:
+    """The interactions of DATA as a matrix over the model's users and items; unknown ids dropped."""
+    import scipy.sparse as sp
+
+    table = load_interactions(data, column_spec(config), duplicates=config.get("duplicates", "sum"),
+                              min_rating=config.get("min_rating"))  # fmt: skip
+    coo = table.ratings.tocoo()
+    rows = np.array([users.get(str(u), -1) for u in table.users])[coo.row]
+    cols = np.array([items.get(str(i), -1) for i in table.items])[coo.col]
+    known = (rows >= 0) & (cols >= 0)
+    if not known.any():
+        raise DataError(f"{source_name(data)}: none of its users and items are known to the model")
+    if not known.all():
+        warn(f"{source_name(data)}: {int((~known).sum())} interactions of unknown users or items dropped")
+    info(f"{source_name(data)}: evaluating on {int(known.sum())} interactions")
+    return sp.csr_matrix((np.ones(int(known.sum()), np.float32), (rows[known], cols[known])), shape=shape)
+
+
+def table_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric, the model and the popularity baseline side by side."""
+    return [
+        {"metric": key, result["model"]: value, "popularity": result["popularity"].get(key)}
+        for key, value in result["metrics"].items()
+    ]

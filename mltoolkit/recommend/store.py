@@ -1,0 +1,105 @@
+"""Saving and loading a fitted recommender: ``model.npz`` (arrays only, no pickle) + ``ids.json``.
+
+The npz holds the model's arrays, the confidence matrix it was fitted on (which items each user
+has already seen, and the history ALS/kNN/EASE score from) and item popularity (the fallback for
+unknown users). ``ids.json`` maps matrix rows and columns back to the ids of the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import atomic_write, read_json, write_json
+from mltoolkit.recommend.config import model_params
+from mltoolkit.recommend.models import Popularity, Recommender, build_model
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+MODEL_FILE, EVAL_MODEL_FILE, IDS_FILE, SPLIT_FILE = "model.npz", "model-eval.npz", "ids.json", "split.npz"
+
+
+@dataclass
+class Bundle:
+    """A fitted model with everything predict needs: seen items, popularity, ids."""
+
+    model: Recommender
+    user_items: sp.csr_matrix
+    popularity: Popularity
+    users: np.ndarray
+    items: np.ndarray
+
+    def user_index(self) -> dict[str, int]:
+        return {str(u): i for i, u in enumerate(self.users)}
+
+    def item_index(self) -> dict[str, int]:
+        return {str(v): i for i, v in enumerate(self.items)}
+
+
+def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}_data": matrix.data,
+        f"{prefix}_indices": matrix.indices,
+        f"{prefix}_indptr": matrix.indptr,
+        f"{prefix}_shape": np.asarray(matrix.shape),
+    }
+
+
+def _csr(prefix: str, arrays: Any) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
+    return sp.csr_matrix(
+        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+        shape=tuple(arrays[f"{prefix}_shape"]),
+    )
+
+
+def save_bundle(path: Path, bundle: Bundle) -> None:
+    arrays = {f"model_{k}": np.asarray(v) for k, v in bundle.model.state().items()}
+    arrays.update(_csr_arrays("user_items", bundle.user_items))
+    arrays["popularity"] = bundle.popularity.counts
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def save_ids(run_dir: Path, users: np.ndarray, items: np.ndarray) -> None:
+    write_json(run_dir / IDS_FILE, {"users": [str(u) for u in users], "items": [str(i) for i in items]})
+
+
+def load_bundle(run_dir: Path, config: dict[str, Any], threads: int, file: str = MODEL_FILE) -> Bundle:
+    """Rebuild the fitted model of a run from its files; anything missing is a DataError naming it."""
+    path = run_dir / file
+    if not path.is_file():
+        raise DataError(f"{path}: not found; is {run_dir} a finished recommend run?")
+    ids = read_json(run_dir / IDS_FILE)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            state = {k.removeprefix("model_"): arrays[k] for k in arrays.files if k.startswith("model_")}
+            user_items = _csr("user_items", arrays)
+            counts = arrays["popularity"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: not a readable recommend model ({exc})") from None
+    model = build_model(config["model"], model_params(config), threads, config["seed"])
+    model.load_state(state)
+    popularity = Popularity({}, 1, 0)
+    popularity.load_state({"counts": counts})
+    users, items = np.asarray(ids["users"], dtype=object), np.asarray(ids["items"], dtype=object)
+    return Bundle(model, user_items, popularity, users, items)
+
+
+def save_split(run_dir: Path, train: sp.csr_matrix, test: sp.csr_matrix) -> None:
+    with atomic_write(run_dir / SPLIT_FILE, "wb") as handle:
+        np.savez(handle, **_csr_arrays("train", train), **_csr_arrays("test", test))
+
+
+def load_split(run_dir: Path) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    path = run_dir / SPLIT_FILE
+    if not path.is_file():
+        raise DataError(f"{run_dir}: has no held-out split (trained with --test-fraction 0); pass DATA to evaluate on")
+    with np.load(path, allow_pickle=False) as arrays:
+        return _csr("train", arrays), _csr("test", arrays)

@@ -1,0 +1,210 @@
+"""``train()``: read ratings, hold out a test split, (tune,) fit, evaluate, refit on everything, save.
+
+The loop a user of implicit writes by hand, in order::
+
+    ratings -> split -> confidence(train) -> model.fit -> model.recommend(all users) -> metrics
+            -> confidence(all) -> model.fit -> model.npz (what predict serves)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mltoolkit.core.config import config_dict
+from mltoolkit.core.console import info, warn
+from mltoolkit.core.device import resolve_threads
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import source_name
+from mltoolkit.core.runs import Run, start_run
+from mltoolkit.recommend import tune
+from mltoolkit.recommend.config import RecommendConfig, model_params, resolve_model_defaults
+from mltoolkit.recommend.data import ColumnSpec, Interactions, confidence, load_interactions
+from mltoolkit.recommend.metrics import ranking_metrics, with_k
+from mltoolkit.recommend.models import Popularity, Recommender, build_model, limit_blas, use_gpu_for
+from mltoolkit.recommend.split import split
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, Bundle, save_bundle, save_ids, save_split
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+
+TECHNIQUE = "recommend"
+
+
+def column_spec(config: RecommendConfig | dict[str, Any]) -> ColumnSpec:
+    source = config if isinstance(config, dict) else vars(config)
+    return ColumnSpec(
+        source.get("user_col"), source.get("item_col"), source.get("rating_col"), source.get("time_col"),
+        source.get("columns"),
+    )  # fmt: skip
+
+
+def fit_model(config: RecommendConfig, user_items: sp.csr_matrix, threads: int, use_gpu: bool = False) -> Recommender:
+    """A model of ``config`` fitted on a confidence matrix (BLAS pools sized for the model first)."""
+    limit_blas(config.model, threads)
+    model = build_model(config.model, model_params(config), threads, config.seed, use_gpu)
+    model.fit(user_items)
+    return model
+
+
+def recommend_all(model: Recommender, user_items: sp.csr_matrix, k: int) -> np.ndarray:
+    """Top-k unseen items for every row of ``user_items`` (ids only; -1 marks an empty slot)."""
+    ids, _ = model.recommend(np.arange(user_items.shape[0]), user_items, k)
+    return ids
+
+
+def fit_and_score(
+    config: RecommendConfig, train: sp.csr_matrix, test: sp.csr_matrix, threads: int, use_gpu: bool = False
+) -> tuple[Recommender, sp.csr_matrix, dict[str, float], dict[str, float]]:
+    """Fit on ``train`` ratings, rank every user's unseen items, score against ``test``; time both steps."""
+    user_items = confidence(train, config.confidence, config.alpha)
+    began = time.perf_counter()
+    model = fit_model(config, user_items, threads, use_gpu)
+    fitted = time.perf_counter()
+    recommended = recommend_all(model, user_items, config.k)
+    timings = {"fit_s": fitted - began, "recommend_s": time.perf_counter() - fitted}
+    return model, user_items, ranking_metrics(recommended, test, config.k), timings
+
+
+def popularity_metrics(train: sp.csr_matrix, test: sp.csr_matrix, k: int) -> dict[str, float]:
+    baseline = Popularity({}, 1, 0)
+    baseline.fit(train)
+    return ranking_metrics(recommend_all(baseline, train, k), test, k)
+
+
+def train(
+    data: str,
+    config: RecommendConfig,
+    *,
+    runs_dir: Path = Path("runs"),
+    name: str | None = None,
+    resume: str | None = None,
+) -> dict[str, Any]:
+    """Fit a recommender on a ratings table and write a run directory; returns the summary."""
+    started = time.perf_counter()
+    config = resolve_model_defaults(config)
+    threads = resolve_threads(config.threads)
+    use_gpu = use_gpu_for(config.model, config.device)
+    interactions = load_interactions(
+        data, column_spec(config), duplicates=config.duplicates, min_rating=config.min_rating
+    )
+    ratings = interactions.ratings
+    info(f"{source_name(data)}: {ratings.shape[0]} users, {ratings.shape[1]} items, {ratings.nnz} interactions")
+    default_name = f"{config.model}-{Path(source_name(data)).stem or 'stdin'}".replace("<", "").replace(">", "")
+    run, resumed = start_run(
+        TECHNIQUE, config_dict(config), name=name or default_name, runs_dir=runs_dir, resume=resume,
+        device="cuda" if use_gpu else "cpu", seed=config.seed,
+    )  # fmt: skip
+    try:
+        summary = _train_in(run, resumed, data, interactions, config, threads, use_gpu, started)
+    except KeyboardInterrupt:
+        run.write_summary({"status": "interrupted", "wall_time_s": time.perf_counter() - started})
+        raise
+    return summary
+
+
+def _train_in(
+    run: Run,
+    resumed: bool,
+    data: str,
+    interactions: Interactions,
+    config: RecommendConfig,
+    threads: int,
+    use_gpu: bool,
+    started: float,
+) -> dict[str, Any]:
+    ratings = interactions.ratings
+    save_ids(run.path, interactions.users, interactions.items)
+    final: dict[str, Any] = {}
+    if config.test_fraction > 0:
+        train_r, test_r, train_times = split(
+            ratings, interactions.times, config.test_fraction, config.split, config.seed
+        )
+        info(f"held out {test_r.nnz} of {ratings.nnz} interactions ({config.split} split, seed {config.seed})")
+        if config.tune:
+            config = _tune(run, resumed, config, train_r, train_times, threads, use_gpu)
+        model, user_items, metrics, timings = fit_and_score(config, train_r, test_r, threads, use_gpu)
+        baseline = popularity_metrics(train_r, test_r, config.k)
+        final = {**with_k(metrics, config.k), **timings}
+        run.log({"phase": "test", "model": config.model, **final})
+        run.log({"phase": "test", "model": "popularity", **with_k(baseline, config.k)})
+        info(
+            f"test: NDCG@{config.k} {metrics['ndcg']:.4f} (popularity {baseline['ndcg']:.4f}), "
+            f"fit {timings['fit_s']:.2f} s, recommend {timings['recommend_s']:.2f} s"
+        )
+        popularity = Popularity({}, 1, 0)
+        popularity.fit(train_r)
+        bundle = Bundle(model, user_items, popularity, interactions.users, interactions.items)
+        save_split(run.path, train_r, test_r)
+        if config.refit:
+            save_bundle(run.path / EVAL_MODEL_FILE, bundle)
+        else:
+            save_bundle(run.path / MODEL_FILE, bundle)
+    elif config.tune:
+        raise DataError("--tune needs a held-out split to carve validation from; use --test-fraction > 0")
+    if config.refit or config.test_fraction == 0:
+        user_items = confidence(ratings, config.confidence, config.alpha)
+        began = time.perf_counter()
+        model = fit_model(config, user_items, threads, use_gpu)
+        info(f"refit on all {ratings.nnz} interactions in {time.perf_counter() - began:.2f} s")
+        popularity = Popularity({}, 1, 0)
+        popularity.fit(ratings)
+        save_bundle(
+            run.path / MODEL_FILE, Bundle(model, user_items, popularity, interactions.users, interactions.items)
+        )
+    run.write_config(config_dict(config))  # tuned values included
+    headline = f"ndcg@{config.k}"
+    summary = {
+        "status": "completed",
+        "run_dir": str(run.path),
+        "model": config.model,
+        "users": ratings.shape[0],
+        "items": ratings.shape[1],
+        "interactions": int(ratings.nnz),
+        "headline": {"metric": headline, "value": final.get(headline)},
+        "final": final,
+        "best": final,
+        "best_checkpoint": str(run.path / MODEL_FILE),
+        "wall_time_s": time.perf_counter() - started,
+    }
+    run.write_summary(summary)
+    return summary
+
+
+def _tune(
+    run: Run,
+    resumed: bool,
+    config: RecommendConfig,
+    train_r: sp.csr_matrix,
+    train_times: sp.csr_matrix | None,
+    threads: int,
+    use_gpu: bool,
+) -> RecommendConfig:
+    if config.model not in tune.SEARCH_SPACES:
+        warn(f"{config.model} has no hyperparameters to tune; fitting it as is")
+        return config
+    fit_r, val_r, _ = split(train_r, train_times, config.test_fraction, config.split, config.seed + 1)
+    done = {}
+    if resumed:
+        records = [r for r in run.read_metrics() if r.get("phase") == "tune"]
+        run.rewrite_metrics(records)  # drop the test lines of an interrupted run, keep its finished trials
+        done = {int(r["trial"]): float(r["val_ndcg"]) for r in records}
+        info(f"resuming the search: {len(done)} trials already done")
+    space_keys = set(tune.candidates(config.model, {}, 2, 0)[1])
+    current = {key: getattr(config, key) for key in space_keys}
+
+    def evaluate(params: dict[str, Any]) -> float:
+        trial = replace(config, **params)
+        return fit_and_score(trial, fit_r, val_r, threads, use_gpu)[2]["ndcg"]
+
+    info(f"tuning {config.model}: up to {config.tune_trials} trials or {config.tune_time:g} s on a validation split")
+    best, score = tune.search(
+        config.model, current, evaluate, trials=config.tune_trials, budget_s=config.tune_time, seed=config.seed,
+        done=done, log=run.log,
+    )  # fmt: skip
+    info(f"best validation NDCG@{config.k} {score:.4f} with {best}")
+    return replace(config, **best)
