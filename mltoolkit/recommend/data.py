@@ -54,7 +54,15 @@ class ColumnSpec:
 
 def read_frame(source: str, spec: ColumnSpec) -> tuple[pd.DataFrame, dict[str, str | None], int]:
     """Read the table and find its columns; returns ``(frame, {role: column}, first data line)``."""
+    import pandas as pd
+
     frame = read_table(source, columns=list(spec.columns) if spec.columns else None)
+    if spec.columns and not isinstance(frame.index, pd.RangeIndex):  # pandas moves surplus fields into the index
+        fields = len(frame.columns) + frame.index.nlevels
+        raise DataError(
+            f"{source_name(source)}: has {fields} columns but --columns names {len(spec.columns)} "
+            f"({','.join(spec.columns)})"
+        )
     header = 0 if spec.columns or _headerless(frame) else 1
     found = _find_columns(frame, spec, source_name(source))
     return frame, found, header + 1
