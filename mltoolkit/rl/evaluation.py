@@ -1,0 +1,74 @@
+"""Deterministic evaluation of a trained policy, and an animated GIF of one episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import atomic_path, write_json
+from mltoolkit.rl.envs import make_env, run_episodes
+from mltoolkit.rl.policy import Policy, load_policy
+
+
+def evaluate(
+    run: str | Path,
+    *,
+    episodes: int = 100,
+    seed: int = 0,
+    gif: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+) -> dict[str, Any]:
+    """Play ``episodes`` greedy episodes (episode ``i`` from ``reset(seed=seed + i)``) and summarise the returns.
+
+    Writes ``eval.json`` into the run directory when the policy came from one.
+    """
+    if episodes < 1:
+        raise DataError(f"--episodes must be at least 1 (got {episodes})")
+    policy = load_policy(run, runs_dir)
+    returns, lengths = run_episodes(policy.act, policy.env_id, episodes, seed)
+    result: dict[str, Any] = {
+        "env": policy.env_id,
+        "checkpoint": str(policy.checkpoint),
+        "episodes": episodes,
+        "seed": seed,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_min": float(returns.min()),
+        "return_max": float(returns.max()),
+        "length_mean": float(lengths.mean()),
+    }
+    if gif is not None:
+        frames = record_gif(policy, gif, seed)
+        result["gif"] = str(gif)
+        result["gif_frames"] = frames
+    if policy.run_dir is not None:
+        write_json(policy.run_dir / "eval.json", result)
+    return result
+
+
+def record_gif(policy: Policy, path: str | Path, seed: int, fps: int | None = None) -> int:
+    """Render one greedy episode (the first of ``evaluate``'s) to an animated GIF; returns the frame count."""
+    import os
+
+    from PIL import Image
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering: no display, no SDL warnings
+    env = make_env(policy.env_id, render_mode="rgb_array")
+    fps = fps or int(env.metadata.get("render_fps") or 30)
+    obs, _ = env.reset(seed=seed)
+    frames = [Image.fromarray(np.asarray(env.render()))]
+    done = False
+    while not done:
+        obs, _, terminated, truncated, _ = env.step(int(policy.act(obs[None])[0]))
+        frames.append(Image.fromarray(np.asarray(env.render())))
+        done = terminated or truncated
+    env.close()
+    # One shared palette from the first frame keeps the file small and the colours stable.
+    palette = frames[0].quantize(colors=64)
+    frames = [frame.quantize(palette=palette) for frame in frames]
+    with atomic_path(Path(path)) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=1000 // fps, loop=0)
+    return len(frames)

@@ -1,0 +1,59 @@
+"""A trained policy loaded back from a run directory or a checkpoint file: greedy actions and Q-values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mltoolkit.core.checkpoint import load_checkpoint
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.runs import resolve_run
+from mltoolkit.rl.dqn import QNetwork
+
+TECHNIQUE = "rl"
+
+
+@dataclass
+class Policy:
+    """The greedy policy of a Q-network: ``act`` picks ``argmax_a Q(s, a)``."""
+
+    network: QNetwork
+    env_id: str
+    obs_dim: int
+    n_actions: int
+    checkpoint: Path
+    run_dir: Path | None
+
+    @torch.no_grad()
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        return self.network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.q_values(obs).argmax(axis=1)
+
+
+def checkpoint_path(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Path, Path | None]:
+    """``(checkpoint file, run directory or None)`` for a RUN argument: a run's best.pt, else its last.pt."""
+    path = resolve_run(ref, runs_dir, TECHNIQUE)
+    if path.is_file():
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+        return path, run_dir if run_dir is not None and (run_dir / "config.json").exists() else None
+    for name in ("best.pt", "last.pt"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name, path
+    raise DataError(f"{path}: no checkpoints/best.pt or last.pt (did training reach its first evaluation?)")
+
+
+def load_policy(ref: str | Path, runs_dir: str | Path = "runs") -> Policy:
+    """Rebuild the Q-network from a checkpoint alone: its config says the architecture and the env."""
+    path, run_dir = checkpoint_path(ref, runs_dir)
+    payload = load_checkpoint(path, TECHNIQUE)
+    state, config = payload["state"], payload["config"]
+    weights = state["online"] if "online" in state else state["agent"]["online"]
+    network = QNetwork(state["obs_dim"], state["n_actions"], config["hidden"])
+    network.load_state_dict(weights)
+    network.eval()
+    return Policy(network, config["env"], state["obs_dim"], state["n_actions"], path, run_dir)

@@ -1,0 +1,313 @@
+"""The DQN training loop: act, remember, learn, evaluate, checkpoint. A plain loop, top to bottom.
+
+Every ``eval_every`` steps the greedy policy plays ``eval_episodes`` episodes on separate
+environments; ``best.pt`` keeps the best of them. When the mean reaches the target return it is
+re-checked on ``confirm_episodes`` fresh episodes, and training stops only if it holds there too,
+so the saved policy really solves the task rather than having been lucky on a few episodes.
+``last.pt`` holds everything needed to continue (networks, optimizer, replay memory, RNG states).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
+from mltoolkit.core.config import config_dict
+from mltoolkit.core.console import info, progress
+from mltoolkit.core.device import resolve_device, seed_everything, set_threads
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.plots import plot_curves
+from mltoolkit.core.runs import Run, start_run
+from mltoolkit.rl.config import DQNConfig
+from mltoolkit.rl.dqn import DQN, epsilon_at
+from mltoolkit.rl.envs import check_spaces, env_spec, make_vector_env, real_next_obs, run_episodes
+from mltoolkit.rl.replay import ReplayBuffer
+
+TECHNIQUE = "rl"
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Did the step counter pass a multiple of ``every`` (vector envs advance it by ``num_envs``)?"""
+    return every > 0 and after // every > before // every
+
+
+def eval_seed(seed: int, evaluation: int, confirm: bool = False) -> int:
+    """Reset seeds of evaluation episodes: fresh for every evaluation, disjoint from the confirmation's."""
+    return seed + 10_000 * (evaluation + 1) + (5_000 if confirm else 0)
+
+
+class _Progress:
+    """Counters that a resumed run continues from (all plain numbers, saved in last.pt)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.episodes = 0
+        self.evaluations = 0
+        self.best_score = -float("inf")
+        self.best_step = -1
+        self.solved = False
+        self.recent_returns: deque[float] = deque(maxlen=100)
+        self.recent_lengths: deque[int] = deque(maxlen=100)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "episodes": self.episodes,
+            "evaluations": self.evaluations,
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "solved": self.solved,
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in ("step", "episodes", "evaluations", "best_score", "best_step", "solved"):
+            setattr(self, key, state[key])
+        self.recent_returns.extend(state["recent_returns"])
+        self.recent_lengths.extend(state["recent_lengths"])
+
+
+def train(
+    config: DQNConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
+) -> dict[str, Any]:
+    """Train a DQN agent on ``config.env``; returns the summary (also in the run's summary.json)."""
+    started = time.perf_counter()
+    set_threads(config.threads)
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    spec = env_spec(config.env)
+    envs = make_vector_env(config.env, config.num_envs)
+    obs_dim, n_actions = check_spaces(envs, config.env)
+    target_return = config.target_return if config.target_return is not None else spec.reward_threshold
+    run, resumed = start_run(
+        TECHNIQUE,
+        config_dict(config),
+        name=name or spec.id,
+        runs_dir=runs_dir,
+        resume=resume,
+        device=str(device),
+        seed=config.seed,
+    )
+    agent = DQN(obs_dim, n_actions, config, device)
+    buffer = ReplayBuffer(config.buffer_size, obs_dim)
+    rng = np.random.default_rng(config.seed)
+    envs.action_space.seed(config.seed)
+    state = _Progress()
+    if resumed:
+        _restore(run, agent, buffer, rng, state, obs_dim, n_actions)
+        info(f"resuming {run.path} at step {state.step} ({len(buffer)} transitions in memory)")
+    obs, _ = envs.reset(seed=config.seed + state.step)  # env state is not saved: a resumed run starts new episodes
+    episode_return = np.zeros(config.num_envs)
+    episode_length = np.zeros(config.num_envs, dtype=np.int64)
+    loss = q_mean = None
+
+    def save_last() -> None:
+        _save(run, "last.pt", config, agent, state, obs_dim, n_actions, buffer=buffer, rng=rng)
+
+    try:
+        with progress(config.total_steps, f"DQN {spec.id}") as bar:
+            bar.update(state.step)
+            tick = time.perf_counter()
+            while state.step < config.total_steps and not state.solved:
+                # Act: epsilon-greedy over the vector of environments.
+                epsilon = epsilon_at(state.step, config)
+                explore = rng.random(config.num_envs) < epsilon
+                actions = rng.integers(n_actions, size=config.num_envs)
+                if not explore.all():
+                    actions = np.where(explore, actions, agent.greedy(obs))
+                next_obs, rewards, terminated, truncated, step_info = envs.step(actions)
+                done = terminated | truncated
+                # Remember: the true last observation of an episode, and whether it *terminated*.
+                buffer.add(obs, actions, rewards, real_next_obs(next_obs, done, step_info), terminated)
+                obs = next_obs
+                episode_return += rewards
+                episode_length += 1
+                for i in np.flatnonzero(done):
+                    state.recent_returns.append(float(episode_return[i]))
+                    state.recent_lengths.append(int(episode_length[i]))
+                    state.episodes += 1
+                    episode_return[i], episode_length[i] = 0.0, 0
+                before, state.step = state.step, state.step + config.num_envs
+
+                # Learn: a few gradient steps on random replay batches, then move the target network.
+                if state.step >= config.learning_starts and _crossed(before, state.step, config.train_freq):
+                    for _ in range(config.gradient_steps):
+                        loss, q_mean = agent.update(buffer.sample(config.batch_size, rng))
+                    if config.target_update == "soft":
+                        agent.soft_update()
+                if config.target_update == "hard" and _crossed(before, state.step, config.target_update_interval):
+                    agent.hard_update()
+
+                if _crossed(before, state.step, config.log_every):
+                    record = _train_record(state, epsilon, loss, q_mean)
+                    run.log(record)
+                    now = time.perf_counter()
+                    bar.update(
+                        state.step,
+                        **{"steps/s": config.log_every / max(now - tick, 1e-9)},
+                        ret=record.get("episode_return"),
+                        eps=epsilon,
+                    )
+                    tick = now
+                if _crossed(before, state.step, config.eval_every) or state.step >= config.total_steps:
+                    _evaluate(run, config, agent, state, target_return, obs_dim, n_actions)
+                    save_last()
+    except KeyboardInterrupt:
+        save_last()
+        _finish(run, config, state, "interrupted", target_return, time.perf_counter() - started)
+        raise
+    finally:
+        envs.close()
+    status = "solved" if state.solved else "completed"
+    return _finish(run, config, state, status, target_return, time.perf_counter() - started)
+
+
+def _train_record(state: _Progress, epsilon: float, loss: Any, q_mean: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"step": state.step, "episodes": state.episodes, "epsilon": round(epsilon, 6)}
+    if state.recent_returns:
+        record["episode_return"] = float(np.mean(state.recent_returns))
+        record["episode_length"] = float(np.mean(state.recent_lengths))
+    if loss is not None:
+        record["loss"] = float(loss)
+        record["q_mean"] = float(q_mean)
+    return record
+
+
+def _evaluate(
+    run: Run,
+    config: DQNConfig,
+    agent: DQN,
+    state: _Progress,
+    target_return: float | None,
+    obs_dim: int,
+    n_actions: int,
+) -> None:
+    """Play greedy episodes, log them, keep the best policy, and decide whether the target is held."""
+    returns, lengths = run_episodes(
+        agent.greedy, config.env, config.eval_episodes, eval_seed(config.seed, state.evaluations)
+    )
+    record: dict[str, Any] = {
+        "step": state.step,
+        "eval_return_mean": float(returns.mean()),
+        "eval_return_std": float(returns.std()),
+        "eval_return_min": float(returns.min()),
+        "eval_length_mean": float(lengths.mean()),
+    }
+    score = float(returns.mean())
+    if target_return is not None and score >= target_return:
+        if config.confirm_episodes > 0:
+            confirm, _ = run_episodes(
+                agent.greedy, config.env, config.confirm_episodes, eval_seed(config.seed, state.evaluations, True)
+            )
+            score = float(confirm.mean())
+            record["confirm_return_mean"] = score
+            record["confirm_return_min"] = float(confirm.min())
+        state.solved = score >= target_return
+    state.evaluations += 1
+    if score > state.best_score:
+        state.best_score, state.best_step = score, state.step
+        _save(run, "best.pt", config, agent, state, obs_dim, n_actions)
+    record["best_return"] = state.best_score
+    run.log(record)
+    info(
+        f"step {state.step}: eval return {record['eval_return_mean']:.1f} +- {record['eval_return_std']:.1f}"
+        + (f", confirmed {record['confirm_return_mean']:.1f}" if "confirm_return_mean" in record else "")
+        + (" -> target held, stopping" if state.solved else "")
+    )
+
+
+def _save(
+    run: Run,
+    filename: str,
+    config: DQNConfig,
+    agent: DQN,
+    state: _Progress,
+    obs_dim: int,
+    n_actions: int,
+    *,
+    buffer: ReplayBuffer | None = None,
+    rng: np.random.Generator | None = None,
+) -> None:
+    """best.pt: the policy network alone. last.pt: everything a resumed run needs."""
+    payload: dict[str, Any] = {"obs_dim": obs_dim, "n_actions": n_actions, "step": state.step}
+    if buffer is None:
+        payload["online"] = agent.online.state_dict()
+    else:
+        payload.update(
+            agent=agent.state_dict(),
+            progress=state.state_dict(),
+            replay=buffer.state_dict(),
+            numpy_rng=rng.bit_generator.state if rng is not None else None,
+            torch_rng=torch.get_rng_state(),
+        )
+    save_checkpoint(
+        run.checkpoints / filename,
+        technique=TECHNIQUE,
+        config=config_dict(config),
+        state=payload,
+        metrics={"best_return": state.best_score, "step": state.step},
+    )
+
+
+def _restore(
+    run: Run,
+    agent: DQN,
+    buffer: ReplayBuffer,
+    rng: np.random.Generator,
+    state: _Progress,
+    obs_dim: int,
+    n_actions: int,
+) -> None:
+    path = run.checkpoints / "last.pt"
+    payload = load_checkpoint(path, TECHNIQUE)["state"]
+    if (payload["obs_dim"], payload["n_actions"]) != (obs_dim, n_actions):
+        raise DataError(
+            f"{path}: was trained on another environment (obs {payload['obs_dim']}, actions {payload['n_actions']})"
+        )
+    try:
+        agent.load_state_dict(payload["agent"])
+        buffer.load_state_dict(payload["replay"])
+    except (RuntimeError, ValueError) as exc:
+        raise DataError(f"{path}: does not fit this config ({str(exc).splitlines()[0]})") from None
+    rng.bit_generator.state = payload["numpy_rng"]
+    torch.set_rng_state(payload["torch_rng"])
+    state.load_state_dict(payload["progress"])
+    run.rewrite_metrics([r for r in run.read_metrics() if r.get("step", 0) <= state.step])
+
+
+def _finish(
+    run: Run, config: DQNConfig, state: _Progress, status: str, target_return: float | None, wall: float
+) -> dict[str, Any]:
+    records = run.read_metrics()
+    plot_curves(
+        run.plots / "returns.png",
+        records,
+        x="step",
+        panels=[["episode_return", "eval_return_mean"], ["loss"], ["epsilon"]],
+        title=f"DQN on {config.env}",
+    )
+    last_eval = next((r for r in reversed(records) if "eval_return_mean" in r), {})
+    summary = {
+        "status": status,
+        "headline": {"metric": "best_eval_return", "value": state.best_score if state.best_step >= 0 else None},
+        "best": {"eval_return": state.best_score if state.best_step >= 0 else None, "step": state.best_step},
+        "final": {
+            "step": state.step,
+            "episodes": state.episodes,
+            "eval_return_mean": last_eval.get("eval_return_mean"),
+            "train_return_mean_100": float(np.mean(state.recent_returns)) if state.recent_returns else None,
+        },
+        "target_return": target_return,
+        "solved": state.solved,
+        "wall_time_s": round(wall, 2),
+        "best_checkpoint": str(run.checkpoints / "best.pt") if state.best_step >= 0 else None,
+    }
+    run.write_summary(summary)
+    return {"run_dir": str(run.path), **summary}
