@@ -43,12 +43,10 @@ def column_spec(config: RecommendConfig | dict[str, Any]) -> ColumnSpec:
     )  # fmt: skip
 
 
-def fit_model(config: RecommendConfig, user_items: sp.csr_matrix, threads: int, use_gpu: bool = False) -> Recommender:
-    """A model of ``config`` fitted on a confidence matrix (BLAS pools sized for the model first)."""
+def new_model(config: RecommendConfig, threads: int, use_gpu: bool = False) -> Recommender:
+    """An unfitted model of ``config``, with the BLAS pools sized for it first."""
     limit_blas(config.model, threads)
-    model = build_model(config.model, model_params(config), threads, config.seed, use_gpu)
-    model.fit(user_items)
-    return model
+    return build_model(config.model, model_params(config), threads, config.seed, use_gpu)
 
 
 def recommend_all(model: Recommender, user_items: sp.csr_matrix, k: int) -> np.ndarray:
@@ -62,8 +60,9 @@ def fit_and_score(
 ) -> tuple[Recommender, sp.csr_matrix, dict[str, float], dict[str, float]]:
     """Fit on ``train`` ratings, rank every user's unseen items, score against ``test``; time both steps."""
     user_items = confidence(train, config.confidence, config.alpha)
+    model = new_model(config, threads, use_gpu)
     began = time.perf_counter()
-    model = fit_model(config, user_items, threads, use_gpu)
+    model.fit(user_items)
     fitted = time.perf_counter()
     recommended = recommend_all(model, user_items, config.k)
     timings = {"fit_s": fitted - began, "recommend_s": time.perf_counter() - fitted}
@@ -148,8 +147,9 @@ def _train_in(
         raise DataError("--tune needs a held-out split to carve validation from; use --test-fraction > 0")
     if config.refit or config.test_fraction == 0:
         user_items = confidence(ratings, config.confidence, config.alpha)
+        model = new_model(config, threads, use_gpu)
         began = time.perf_counter()
-        model = fit_model(config, user_items, threads, use_gpu)
+        model.fit(user_items)
         info(f"refit on all {ratings.nnz} interactions in {time.perf_counter() - began:.2f} s")
         popularity = Popularity({}, 1, 0)
         popularity.fit(ratings)
