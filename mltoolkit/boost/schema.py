@@ -1,0 +1,225 @@
+"""The training encoding, saved with the model so that predict applies exactly the same one.
+
+LightGBM sees a float matrix. Turning a table into it means choosing feature columns and their order,
+numbering categorical levels and class labels. Doing that again at predict time from whatever the
+new file holds is the classic pitfall (pandas categories numbered differently, columns reordered);
+here the numbering is decided once, stored in ``schema.json`` and replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mltoolkit.core.console import info, warn
+from mltoolkit.core.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from mltoolkit.boost.data import Table
+
+TASKS = ("binary", "multiclass", "regression", "lambdarank")
+MAX_CLASSES = 50  # an integer target with more distinct values than this is a regression target
+
+
+@dataclass
+class Feature:
+    name: str
+    categorical: bool = False
+    levels: list[Any] | None = None  # categorical levels in code order (code = index)
+
+
+@dataclass
+class Schema:
+    task: str
+    target: str | None
+    features: list[Feature]
+    classes: list[Any] | None = None  # class labels in LightGBM label order
+    id_columns: list[str] = field(default_factory=list)
+    weight: str | None = None
+    group: str | None = None
+    sparse_width: int | None = None  # LibSVM input: number of feature indices
+    headerless: bool = False
+    init_score: bool = False  # trained with LightGBM .init side files
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, f in enumerate(self.features) if f.categorical]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schema:
+        features = [Feature(**f) for f in data.pop("features")]
+        return cls(features=features, **data)
+
+    def encode(self, table: Table, *, first_row: int = 0, warned: set[str] | None = None) -> Any:
+        """The feature matrix of ``table`` in training order and encoding (float64, CSR for LibSVM)."""
+        if self.sparse_width is not None:
+            return _sparse_features(table, self.sparse_width)
+        frame = table.frame
+        missing = [name for name in self.names if name not in frame.columns]
+        if missing:
+            raise DataError(f"{table.source}: missing feature column(s) {', '.join(missing)} used in training")
+        return encode_frame(frame, self.features, table.source, first_row, warned if warned is not None else set())
+
+    def encode_target(self, values: Any, source: str) -> np.ndarray:
+        """Class labels to 0..K-1 (unknown class -> DataError), numbers to float64."""
+        import numpy as np
+        import pandas as pd
+
+        series = pd.Series(values)
+        if series.isna().any():
+            row = int(np.flatnonzero(series.isna().to_numpy())[0]) + 1
+            raise DataError(f"{source}: target {self.target!r} is empty in row {row}")
+        if self.classes is None:
+            return _numeric(series, self.target or "label", source, 0)
+        codes = pd.Index(self.classes).get_indexer(_as_level_type(series, self.classes))
+        if (codes < 0).any():
+            row = int(np.flatnonzero(codes < 0)[0])
+            raise DataError(
+                f"{source}: target value {series.iloc[row]!r} in row {row + 1} is not one of the training classes "
+                f"{', '.join(map(str, self.classes))}"
+            )
+        return codes.astype(np.float64)
+
+
+def infer_task(values: pd.Series, has_group: bool) -> str:
+    """binary for two classes, multiclass for a few discrete ones, regression for floats, lambdarank with groups."""
+    import numpy as np
+    import pandas as pd
+
+    if has_group:
+        return "lambdarank"
+    distinct = values.dropna().unique()
+    if len(distinct) == 2:
+        return "binary"
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        integral = np.all(np.mod(distinct.astype(np.float64), 1) == 0)
+        return "multiclass" if integral and len(distinct) <= MAX_CLASSES else "regression"
+    return "multiclass"
+
+
+def class_labels(values: pd.Series, source: str, target: str) -> list[Any]:
+    """The sorted distinct labels; a target with one class cannot be learned."""
+    distinct = sorted(values.dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v))
+    if len(distinct) < 2:
+        only = distinct[0] if distinct else "nothing"
+        raise DataError(f"{source}: target {target!r} has a single class ({only}); need at least two to classify")
+    return [v.item() if hasattr(v, "item") else v for v in distinct]
+
+
+def infer_features(frame: pd.DataFrame, exclude: set[str], categorical: set[str], source: str) -> list[Feature]:
+    """Every column not excluded, in file order; string columns and ``categorical`` ones get levels."""
+    import pandas as pd
+
+    unknown = categorical - set(frame.columns)
+    if unknown:
+        raise DataError(f"{source}: --categorical column(s) {', '.join(sorted(unknown))} not in the table")
+    features = []
+    for name in frame.columns:
+        if name in exclude:
+            continue
+        column = frame[name]
+        is_text = not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        if is_text and name not in categorical:
+            _reject_stray_text(column, name, source)
+        if is_text or name in categorical:
+            levels = sorted(column.dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v))
+            levels = [v.item() if hasattr(v, "item") else v for v in levels]
+            features.append(Feature(name, True, levels))
+        else:
+            features.append(Feature(name))
+    if not features:
+        raise DataError(f"{source}: no feature columns left after removing the target, id, weight and group")
+    return features
+
+
+def _reject_stray_text(column: pd.Series, name: str, source: str) -> None:
+    """A mostly numeric column with a few words in it is a data error, not a categorical feature."""
+    import pandas as pd
+
+    present = column.dropna()
+    numbers = pd.to_numeric(present, errors="coerce")
+    if len(present) and numbers.notna().mean() >= 0.9:
+        bad = numbers.isna().to_numpy().nonzero()[0][0]
+        row = int(present.index[bad]) + 1
+        raise DataError(f"{source}: column {name!r} row {row}: {present.iloc[bad]!r} is not a number")
+
+
+def encode_frame(
+    frame: pd.DataFrame, features: list[Feature], source: str, first_row: int, warned: set[str]
+) -> np.ndarray:
+    """Build the Fortran-ordered float64 matrix LightGBM reads without a copy."""
+    import numpy as np
+    import pandas as pd
+
+    matrix = np.empty((len(frame), len(features)), dtype=np.float64, order="F")
+    for j, feature in enumerate(features):
+        column = frame[feature.name]
+        if feature.categorical:
+            codes = pd.Index(feature.levels).get_indexer(_as_level_type(column, feature.levels))
+            unseen = (codes < 0) & column.notna().to_numpy()
+            if unseen.any() and feature.name not in warned:
+                warned.add(feature.name)
+                example = column[unseen].iloc[0]
+                warn(
+                    f"{source}: column {feature.name!r} has {int(unseen.sum())} value(s) never seen in training "
+                    f"(e.g. {example!r}); treated as missing"
+                )
+            matrix[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            matrix[:, j] = _numeric(column, feature.name, source, first_row)
+    return matrix
+
+
+def _as_level_type(column: pd.Series, levels: list[Any] | None) -> pd.Series:
+    """Compare like with like: string levels against the column's text, numeric levels against numbers."""
+    import pandas as pd
+
+    if levels and isinstance(levels[0], str):
+        if pd.api.types.is_string_dtype(column) or column.dtype == object:
+            return column
+        return column.astype("string").astype(object).where(column.notna(), None)
+    if pd.api.types.is_numeric_dtype(column):
+        return column
+    return pd.to_numeric(column, errors="coerce")
+
+
+def _numeric(column: pd.Series, name: str, source: str, first_row: int) -> np.ndarray:
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = numbers.isna().to_numpy() & column.notna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: column {name!r} row {first_row + row + 1}: {column.iloc[row]!r} is not a number "
+            "(it was numeric in training)"
+        )
+    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _sparse_features(table: Table, width: int) -> Any:
+    """LibSVM rows padded or cut to the training width (absent indices are zeros in that format)."""
+    import scipy.sparse as sp
+
+    matrix = table.sparse
+    if matrix is None:
+        raise DataError(f"{table.source}: the model was trained on LibSVM data; give LibSVM rows to score")
+    if matrix.shape[1] > width:
+        info(f"note: {table.source}: feature indices >= {width} were not in training; ignored")
+        matrix = matrix[:, :width]
+    elif matrix.shape[1] < width:
+        matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width))
+    return matrix

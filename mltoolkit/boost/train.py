@@ -1,0 +1,209 @@
+"""``train()``: read, encode, (cross-validate, tune,) fit with early stopping, write the run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mltoolkit.boost.data import Table, read_data
+from mltoolkit.boost.metrics import HEADLINE
+from mltoolkit.boost.params import BoostConfig, lightgbm_params
+from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name
+from mltoolkit.boost.schema import Schema
+from mltoolkit.core.config import config_dict
+from mltoolkit.core.console import info, progress
+from mltoolkit.core.device import resolve_threads
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import atomic_path, write_json
+from mltoolkit.core.runs import Run, start_run
+
+MODEL_FILE = "model.txt"
+SCHEMA_FILE = "schema.json"
+
+
+def load_training_data(cfg: BoostConfig, source: str | None) -> tuple[Schema, Prepared, Table]:
+    if source is None:
+        raise DataError("no training data: give DATA (a path or -) or a --lightgbm-config naming one")
+    table = read_data(source)
+    target = target_name(table, cfg.target, cfg.label_column)
+    schema = build_schema(
+        table,
+        target=target,
+        task=cfg.task,
+        weight=cfg.weight,
+        group=cfg.group,
+        ids=cfg.id,
+        drop=cfg.drop,
+        categorical=cfg.categorical,
+        use_init=cfg.init_score,
+    )
+    return schema, prepare(table, schema), table
+
+
+def split_validation(data: Prepared, fraction: float, seed: int, ranking: bool) -> tuple[Prepared, Prepared]:
+    """A random hold-out of ``fraction`` of the rows (of whole query groups for ranking)."""
+    rng = np.random.default_rng(seed)
+    if ranking:
+        starts = np.r_[0, np.cumsum(data.group)[:-1]]
+        held = rng.random(len(data.group)) < fraction
+        if held.all() or not held.any():
+            held[: max(1, int(len(held) * fraction))] = True
+            held[-1] = False
+        pick = lambda mask: np.concatenate([np.arange(s, s + g) for s, g in zip(starts[mask], data.group[mask])])  # noqa: E731
+        train, valid = data.subset(pick(~held)), data.subset(pick(held))
+        train.group, valid.group = data.group[~held], data.group[held]
+        return train, valid
+    order = rng.permutation(data.rows)
+    cut = int(round(data.rows * (1 - fraction)))
+    if cut < 1 or cut >= data.rows:
+        raise DataError(f"--valid-fraction {fraction} leaves no rows to train or to validate on ({data.rows} rows)")
+    return data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))
+
+
+def to_dataset(data: Prepared, params: dict[str, Any], categorical: list[int], reference: Any = None) -> Any:
+    import lightgbm as lgb
+
+    return lgb.Dataset(
+        data.X,
+        label=data.y,
+        weight=data.weight,
+        group=data.group,
+        init_score=data.init,
+        categorical_feature=categorical if categorical else "auto",
+        params=params,
+        reference=reference,
+        free_raw_data=False,
+    )
+
+
+class RoundLogger:
+    """A LightGBM callback: metrics.jsonl line and progress bar per round; keeps the model for Ctrl-C."""
+
+    def __init__(self, run: Run | None, bar: Any) -> None:
+        self.run, self.bar, self.model, self.rounds = run, bar, None, 0
+
+    def __call__(self, env: Any) -> None:
+        self.model, self.rounds = env.model, env.iteration + 1
+        record: dict[str, Any] = {"round": env.iteration + 1}
+        for data_name, metric, value, _ in env.evaluation_result_list or []:
+            record[f"{data_name}_{metric}"] = value
+        if self.run is not None:
+            self.run.log(record)
+        self.bar.advance(1, **{k: v for k, v in record.items() if k != "round"})
+
+
+def fit(
+    params: dict[str, Any],
+    train: Prepared,
+    valid: Prepared | None,
+    schema: Schema,
+    num_rounds: int,
+    early_stopping: int,
+    run: Run | None = None,
+    description: str = "boosting",
+) -> Any:
+    """One ``lightgbm.train`` with early stopping on ``valid`` (when there is one)."""
+    import lightgbm as lgb
+
+    params = dict(params)
+    categorical = schema.categorical_indices
+    dtrain = to_dataset(train, params, categorical)
+    valid_sets = [to_dataset(valid, params, categorical, reference=dtrain)] if valid is not None else []
+    if valid_sets and early_stopping > 0:
+        params.setdefault("early_stopping_round", early_stopping)
+    with progress(num_rounds, description) as bar:
+        logger = RoundLogger(run, bar)
+        try:
+            booster = lgb.train(
+                params,
+                dtrain,
+                num_boost_round=num_rounds,
+                valid_sets=valid_sets,
+                valid_names=["valid"],
+                callbacks=[logger],
+            )
+        except KeyboardInterrupt:
+            if run is not None and logger.model is not None:
+                logger.model.save_model(str(run.checkpoints / "interrupted.txt"))
+                run.write_summary({"status": "interrupted", "rounds": logger.rounds})
+            raise
+        except lgb.basic.LightGBMError as exc:
+            raise DataError(f"LightGBM rejected the data or parameters: {exc}") from None
+    return booster
+
+
+def train(cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None = None) -> dict[str, Any]:
+    """Train a model as ``cfg`` says and write the run directory; return what ``train`` prints."""
+    from mltoolkit.boost import tune as tuning
+    from mltoolkit.boost.report import write_importance
+
+    started = time.perf_counter()
+    threads = resolve_threads(cfg.threads)
+    schema, data, table = load_training_data(cfg, cfg.data)
+    num_class = len(schema.classes or [])
+    params = lightgbm_params(cfg, schema.task, num_class, threads)
+    seed = cfg.seed if cfg.seed is not None else 0
+    valid = None
+    if cfg.valid:
+        valid_table = read_data(cfg.valid)
+        valid = prepare(valid_table, schema)
+    run_name = name or _default_name(cfg.data)
+    run, _ = start_run("boost", config_dict(cfg), name=run_name, runs_dir=runs_dir, device="cpu", seed=cfg.seed)
+    width = len(schema.features) or schema.sparse_width
+    info(f"run: {run.path}  ({data.rows} rows, {width} features, {threads} threads)")
+    result: dict[str, Any] = {"run_dir": str(run.path), "task": schema.task}
+    if cfg.cv:
+        result["cv"] = tuning.cross_validate(params, data, schema, cfg, seed)
+    train_part, valid_part = data, valid
+    if valid is None and cfg.valid_fraction > 0:
+        train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
+    if cfg.tune:
+        params = tuning.search(params, train_part, valid_part, schema, cfg)
+        result["tuned_params"] = {k: params[k] for k in tuning.SEARCHED if k in params}
+    booster = fit(params, train_part, valid_part, schema, cfg.num_rounds, cfg.early_stopping, run)
+    best_round = booster.best_iteration or booster.current_iteration()
+    valid_scores = _best_scores(booster)
+    if cfg.refit and valid is None and valid_part is not None and best_round > 0:
+        # The split only chose the number of rounds; the final model learns from every training row.
+        rounds = max(1, int(round(best_round * data.rows / train_part.rows)))
+        info(f"refit on all {data.rows} rows for {rounds} rounds (best round {best_round} on the split, scaled)")
+        refit_params = {k: v for k, v in params.items() if k != "early_stopping_round"}
+        booster = fit(refit_params, data, None, schema, rounds, 0, None, "refit")
+        best_round = rounds
+    with atomic_path(run.path / MODEL_FILE) as tmp:
+        booster.save_model(str(tmp), num_iteration=best_round)
+    write_json(run.path / SCHEMA_FILE, schema.to_dict())
+    importance = write_importance(booster, schema, run)
+    headline_metric = HEADLINE[schema.task]
+    headline = next((v for k, v in valid_scores.items() if k.startswith(_lgb_name(headline_metric))), None)
+    summary = {
+        "status": "completed",
+        "headline": {"metric": f"valid_{headline_metric}", "value": headline},
+        "best": {"round": best_round, **{f"valid_{k}": v for k, v in valid_scores.items()}},
+        "final": {"rounds": booster.current_iteration()},
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "best_checkpoint": MODEL_FILE,
+        "top_features": importance[:5],
+    }
+    run.write_summary(summary)
+    result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
+    return result
+
+
+def _lgb_name(metric: str) -> str:
+    return {"log_loss": "binary_logloss"}.get(metric, metric)
+
+
+def _best_scores(booster: Any) -> dict[str, float]:
+    scores = booster.best_score.get("valid", {})
+    return {k: float(v) for k, v in scores.items()}
+
+
+def _default_name(source: str | None) -> str:
+    if source in (None, "-"):
+        return "stdin"
+    stem = Path(source).name.split(".")[0]
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in stem).strip("-._") or "run"

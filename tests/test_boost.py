@@ -1,0 +1,189 @@
+"""`mltk boost`: end-to-end CLI runs on small synthetic tables made here, one per task, plus bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import fails, ok
+
+FAST = ["--num-rounds", "40", "--threads", "1", "--quiet", "--learning-rate", "0.2"]
+
+
+def _frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(["red", "green", "blue"], size=n)
+    score = x1 + 0.5 * x2 + np.where(color == "red", 1.5, 0.0) + rng.normal(scale=0.3, size=n)
+    return pd.DataFrame(
+        {"id": [f"r{i}" for i in range(n)], "x1": x1, "x2": x2, "color": color, "value": score,
+         "label": np.where(score > 0.4, "yes", "no"), "level": np.digitize(score, [-0.5, 0.5, 1.5])}
+    )  # fmt: skip
+
+
+@pytest.fixture
+def binary_csv(tmp_path):
+    path = tmp_path / "train.csv"
+    _frame().drop(columns=["value", "level"]).to_csv(path, index=False)
+    return path
+
+
+def _train(mltk, tmp_path, data, *extra):
+    return ok(mltk("boost", "train", data, "--runs-dir", tmp_path / "runs", *FAST, *extra)).json()
+
+
+def _csv(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text))
+
+
+def test_binary_string_labels_roundtrip(mltk, tmp_path, binary_csv):
+    out = _train(mltk, tmp_path, binary_csv, "--target", "label", "--id", "id")
+    run = out["run_dir"]
+    assert out["task"] == "binary" and out["valid"]["auc"] > 0.8
+    for name in (
+        "model.txt",
+        "schema.json",
+        "metrics.jsonl",
+        "summary.json",
+        "importance.json",
+        "plots/importance.png",
+    ):
+        assert (tmp_path / "runs" / "boost" / "train" / name).exists(), name
+    schema = json.loads((tmp_path / "runs/boost/train/schema.json").read_text())
+    assert schema["classes"] == ["no", "yes"] and schema["features"][2]["levels"] == ["blue", "green", "red"]
+    import lightgbm as lgb  # the native model file loads in LightGBM itself
+
+    assert lgb.Booster(model_file=f"{run}/model.txt").num_feature() == 3
+    metrics = ok(mltk("boost", "evaluate", run, binary_csv, "--format", "json")).json()
+    assert metrics["auc"] > 0.85 and set(metrics) >= {"log_loss", "accuracy", "f1", "confusion_matrix"}
+    predicted = _csv(ok(mltk("boost", "predict", run, binary_csv, "--proba")).stdout)
+    assert list(predicted.columns) == ["id", "prediction", "proba_no", "proba_yes"]
+    assert set(predicted["prediction"]) == {"yes", "no"}
+    assert np.allclose(predicted["proba_no"] + predicted["proba_yes"], 1)
+
+
+def test_categorical_levels_in_other_order_and_reordered_columns(mltk, tmp_path, binary_csv):
+    run = _train(mltk, tmp_path, binary_csv, "--target", "label", "--id", "id")["run_dir"]
+    frame = pd.read_csv(binary_csv)
+    expected = _csv(ok(mltk("boost", "predict", run, binary_csv, "--proba")).stdout)
+    # Only two levels, first seen in another order, columns shuffled, an extra column: same predictions.
+    subset = frame[frame["color"] != "green"].iloc[::-1]
+    shuffled = subset[["color", "x2", "id", "x1"]].assign(extra=1.0)
+    result = mltk("boost", "predict", run, "-", "--proba", input=shuffled.to_csv(index=False))
+    got = _csv(ok(result).stdout).set_index("id")
+    want = expected.set_index("id").loc[got.index]
+    assert np.allclose(got["proba_yes"], want["proba_yes"]) and "extra" in result.stderr
+
+
+def test_unseen_category_is_missing_with_warning(mltk, tmp_path, binary_csv):
+    run = _train(mltk, tmp_path, binary_csv, "--target", "label")["run_dir"]
+    table = pd.read_csv(binary_csv).head(5).assign(color="purple")
+    result = ok(mltk("boost", "predict", run, "-", input=table.to_csv(index=False)))
+    assert "purple" in result.stderr and len(_csv(result.stdout)) == 5
+
+
+def test_missing_feature_column_is_exit_3(mltk, tmp_path, binary_csv):
+    run = _train(mltk, tmp_path, binary_csv, "--target", "label")["run_dir"]
+    table = pd.read_csv(binary_csv).drop(columns=["x2", "color"])
+    fails(mltk("boost", "predict", run, "-", input=table.to_csv(index=False)), 3, "x2", "color")
+
+
+def test_multiclass_jsonl_stdin_and_stdout(mltk, tmp_path):
+    frame = _frame(400, 1).drop(columns=["value", "label", "id"])
+    data = "\n".join(json.dumps(r) for r in frame.to_dict("records")) + "\n"
+    out = ok(mltk("boost", "train", "-", "--target", "level", "--runs-dir", tmp_path / "runs", *FAST, input=data))
+    assert out.json()["task"] == "multiclass"
+    run = out.json()["run_dir"]
+    records = ok(mltk("boost", "predict", run, "-", "--format", "jsonl", "--proba", input=data)).jsonl()
+    assert len(records) == 400 and {r["prediction"] for r in records} <= {0, 1, 2, 3}
+    assert abs(sum(v for k, v in records[0].items() if k.startswith("proba_")) - 1) < 1e-9
+    metrics = ok(mltk("boost", "evaluate", run, "-", "--format", "json", input=data)).json()
+    assert metrics["accuracy"] > 0.7 and len(metrics["confusion_matrix"]) == 4
+
+
+def test_regression_with_cv_and_explain_sums_to_raw_score(mltk, tmp_path):
+    path = tmp_path / "reg.parquet"
+    _frame(300, 2).drop(columns=["label", "level", "id"]).to_parquet(path)
+    result = ok(mltk("boost", "train", path, "--target", "value", "--cv", "3", "--runs-dir", tmp_path / "runs", *FAST))
+    out = result.json()
+    assert out["task"] == "regression" and out["cv"]["l2"]["std"] >= 0
+    metrics = ok(mltk("boost", "evaluate", out["run_dir"], path, "--format", "json")).json()
+    assert metrics["r2"] > 0.8
+    explained = _csv(ok(mltk("boost", "predict", out["run_dir"], path, "--explain")).stdout)
+    contributions = explained[[c for c in explained.columns if c.startswith("contrib_")]]
+    assert list(contributions.columns) == ["contrib_x1", "contrib_x2", "contrib_color", "contrib_bias"]
+    assert np.allclose(contributions.sum(axis=1), explained["prediction"])
+
+
+def test_ranking_with_group_column(mltk, tmp_path):
+    rng = np.random.default_rng(3)
+    rows = []
+    for query in range(60):
+        for _ in range(8):
+            x = rng.normal(size=2)
+            rows.append({"query": f"q{query}", "x1": x[0], "x2": x[1], "rel": int(np.clip(x[0] * 1.5 + 1.5, 0, 3))})
+    frame = pd.DataFrame(rows).sample(frac=1, random_state=0)  # groups interleaved: mltk sorts them
+    path = tmp_path / "rank.csv"
+    frame.to_csv(path, index=False)
+    out = _train(mltk, tmp_path, path, "--target", "rel", "--group", "query")
+    assert out["task"] == "lambdarank"
+    metrics = ok(mltk("boost", "evaluate", out["run_dir"], path, "--format", "json")).json()
+    assert metrics["ndcg@5"] > 0.9 and "map@3" in metrics
+
+
+def test_lightgbm_formats_with_side_files(mltk, tmp_path):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    np.savetxt(tmp_path / "d.train", np.column_stack([y, X]), delimiter="\t", fmt="%.6g")
+    np.savetxt(tmp_path / "d.train.weight", np.full(200, 2.0))
+    out = _train(mltk, tmp_path, tmp_path / "d.train")  # headerless: the label is column 0
+    assert out["task"] == "binary"
+    lines = [f"{label} " + " ".join(f"{j}:{v:.4f}" for j, v in enumerate(row) if j != 1) for label, row in zip(y, X)]
+    (tmp_path / "s.train").write_text("\n".join(lines) + "\n")
+    (tmp_path / "s.train.query").write_text("100\n100\n")
+    out = _train(mltk, tmp_path, tmp_path / "s.train")
+    assert out["task"] == "lambdarank"
+    fails(mltk("boost", "predict", out["run_dir"], tmp_path / "d.train"), 3, "LibSVM")
+
+
+def test_deterministic_is_identical_across_thread_counts(mltk, tmp_path, binary_csv):
+    models = []
+    for threads in ("1", "2"):
+        flags = ["--deterministic", "--seed", "3", "--num-rounds", "20", "--threads", threads, "--quiet"]
+        out = ok(mltk("boost", "train", binary_csv, "--target", "label", *flags, "--runs-dir", tmp_path / "runs"))
+        model = open(f"{out.json()['run_dir']}/model.txt").read()
+        models.append(model.split("parameters:")[0])  # the trees; the parameter dump names the threads
+    assert models[0] == models[1]
+
+
+@pytest.mark.parametrize(
+    ("table", "flags", "fragments"),
+    [
+        ("a,b\n1,2\n3,4\n", ["--target", "c"], ["no target column 'c'"]),
+        ("a,b\n", ["--target", "a"], ["no rows"]),
+        ("", ["--target", "a"], ["empty input"]),
+        ("a,b\n1,x\n2,x\n", ["--target", "b"], ["single class"]),
+    ],
+)
+def test_bad_training_input_is_exit_3(mltk, tmp_path, table, flags, fragments):
+    fails(mltk("boost", "train", "-", *flags, "--runs-dir", tmp_path, "--quiet", input=table), 3, *fragments)
+
+
+def test_non_numeric_value_names_column_and_row(mltk, tmp_path, binary_csv):
+    frame = pd.read_csv(binary_csv)
+    bad = frame.astype({"x1": object})
+    bad.loc[7, "x1"] = "oops"
+    fails(mltk("boost", "train", "-", "--target", "label", "--runs-dir", tmp_path, input=bad.to_csv(index=False)),
+          3, "'x1'", "row 8", "oops")  # fmt: skip
+    run = _train(mltk, tmp_path, binary_csv, "--target", "label")["run_dir"]
+    fails(mltk("boost", "predict", run, "-", input=bad.to_csv(index=False)), 3, "'x1'", "row 8")
+
+
+def test_cuda_is_exit_4_and_bad_param_exit_3(mltk, tmp_path, binary_csv):
+    fails(mltk("boost", "train", binary_csv, "--target", "label", "--device", "cuda", "--runs-dir", tmp_path), 4)
+    fails(mltk("boost", "train", binary_csv, "--target", "label", "--param", "nonsense", "--runs-dir", tmp_path), 3)
