@@ -60,8 +60,11 @@ def _seen(table, user: str) -> set[str]:
 def test_fit_writes_run_and_beats_popularity(als_run):
     summary = json.loads((als_run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["model"] == "als"
-    for name in ("config.json", "env.json", "metrics.jsonl", "model.npz", "model-eval.npz", "ids.json", "split.npz"):
+    for name in ("config.json", "env.json", "metrics.jsonl", "summary.json"):
         assert (als_run / name).is_file(), name
+    assert (als_run / "plots" / "metrics.png").stat().st_size > 1000
+    for name in ("model.npz", "model-eval.npz", "ids.json", "split.npz"):
+        assert (als_run / "checkpoints" / name).is_file(), name
     config = json.loads((als_run / "config.json").read_text())
     assert config["factors"] == 32 and config["regularization"] == 30.0  # resolved defaults recorded
     lines = [json.loads(line) for line in (als_run / "metrics.jsonl").read_text().splitlines()]
@@ -157,6 +160,7 @@ def test_tune_searches_on_validation_and_resume_skips_done_trials(mltk, ratings_
     assert [t["trial"] for t in trials] == [0, 1, 2] and all("ease_lambda" in t for t in trials)
     chosen = json.loads((run / "config.json").read_text())["ease_lambda"]
     assert chosen == max(trials, key=lambda t: t["val_ndcg"])["ease_lambda"]
+    assert (run / "plots" / "tune.png").is_file()
     resumed = ok(mltk("recommend", "fit", ratings_file, *common[:-1], "4", "--resume", run))
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"tune"' in x]
     assert [t["trial"] for t in lines] == [0, 1, 2, 3] and resumed.json()["run_dir"] == str(run)

@@ -189,5 +189,7 @@ def predict_command(
         if ids is None:
             ids = read_user_ids(users_file) if users_file is not None else (str(u) for u in bundle.users)
         records = prediction.recommend_users(bundle, ids, n, include_seen=include_seen, strict=strict, explain=explain)
+    if explain and fmt == "csv":  # one readable cell: "50;181;172" rather than a JSON list in quotes
+        records = ({**r, "because": ";".join(r["because"])} for r in records)
     with RecordWriter(output, fmt) as writer:
         writer.write_all(records)

@@ -20,7 +20,7 @@ from mltoolkit.core.runs import Run
 from mltoolkit.recommend.data import load_interactions
 from mltoolkit.recommend.metrics import PRECISION_DEFINITION, ranking_metrics, with_k
 from mltoolkit.recommend.models import limit_blas
-from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, load_bundle, load_split
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, checkpoint, load_bundle, load_split
 from mltoolkit.recommend.training import column_spec, recommend_all
 
 
@@ -38,7 +38,7 @@ def evaluate(
     limit_blas(config["model"], count)
     if data is None:
         _, test = load_split(run.path)
-        file = EVAL_MODEL_FILE if (run.path / EVAL_MODEL_FILE).is_file() else MODEL_FILE
+        file = EVAL_MODEL_FILE if checkpoint(run.path, EVAL_MODEL_FILE).is_file() else MODEL_FILE
         bundle = load_bundle(run.path, config, count, file)
         source = "held-out split"
     else:

@@ -21,7 +21,12 @@ from mltoolkit.recommend.models import Popularity, Recommender, build_model
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
+# All under the run's checkpoints/ (docs/run-directory.md).
 MODEL_FILE, EVAL_MODEL_FILE, IDS_FILE, SPLIT_FILE = "model.npz", "model-eval.npz", "ids.json", "split.npz"
+
+
+def checkpoint(run_dir: Path, file: str) -> Path:
+    return run_dir / "checkpoints" / file
 
 
 @dataclass
@@ -59,7 +64,8 @@ def _csr(prefix: str, arrays: Any) -> sp.csr_matrix:
     )
 
 
-def save_bundle(path: Path, bundle: Bundle) -> None:
+def save_bundle(run_dir: Path, file: str, bundle: Bundle) -> None:
+    path = checkpoint(run_dir, file)
     arrays = {f"model_{k}": np.asarray(v) for k, v in bundle.model.state().items()}
     arrays.update(_csr_arrays("user_items", bundle.user_items))
     arrays["popularity"] = bundle.popularity.counts
@@ -68,15 +74,15 @@ def save_bundle(path: Path, bundle: Bundle) -> None:
 
 
 def save_ids(run_dir: Path, users: np.ndarray, items: np.ndarray) -> None:
-    write_json(run_dir / IDS_FILE, {"users": [str(u) for u in users], "items": [str(i) for i in items]})
+    write_json(checkpoint(run_dir, IDS_FILE), {"users": [str(u) for u in users], "items": [str(i) for i in items]})
 
 
 def load_bundle(run_dir: Path, config: dict[str, Any], threads: int, file: str = MODEL_FILE) -> Bundle:
     """Rebuild the fitted model of a run from its files; anything missing is a DataError naming it."""
-    path = run_dir / file
+    path = checkpoint(run_dir, file)
     if not path.is_file():
         raise DataError(f"{path}: not found; is {run_dir} a finished recommend run?")
-    ids = read_json(run_dir / IDS_FILE)
+    ids = read_json(checkpoint(run_dir, IDS_FILE))
     try:
         with np.load(path, allow_pickle=False) as arrays:
             state = {k.removeprefix("model_"): arrays[k] for k in arrays.files if k.startswith("model_")}
@@ -93,12 +99,12 @@ def load_bundle(run_dir: Path, config: dict[str, Any], threads: int, file: str =
 
 
 def save_split(run_dir: Path, train: sp.csr_matrix, test: sp.csr_matrix) -> None:
-    with atomic_write(run_dir / SPLIT_FILE, "wb") as handle:
+    with atomic_write(checkpoint(run_dir, SPLIT_FILE), "wb") as handle:
         np.savez(handle, **_csr_arrays("train", train), **_csr_arrays("test", test))
 
 
 def load_split(run_dir: Path) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    path = run_dir / SPLIT_FILE
+    path = checkpoint(run_dir, SPLIT_FILE)
     if not path.is_file():
         raise DataError(f"{run_dir}: has no held-out split (trained with --test-fraction 0); pass DATA to evaluate on")
     with np.load(path, allow_pickle=False) as arrays:

@@ -26,8 +26,9 @@ from mltoolkit.recommend.config import RecommendConfig, model_params, resolve_mo
 from mltoolkit.recommend.data import ColumnSpec, Interactions, confidence, load_interactions
 from mltoolkit.recommend.metrics import ranking_metrics, with_k
 from mltoolkit.recommend.models import Popularity, Recommender, build_model, limit_blas, use_gpu_for
+from mltoolkit.recommend.plots import plot_metrics, plot_tune
 from mltoolkit.recommend.split import split
-from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, Bundle, save_bundle, save_ids, save_split
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, Bundle, checkpoint, save_bundle, save_ids, save_split
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -131,6 +132,7 @@ def _train_in(
         final = {**with_k(metrics, config.k), **timings}
         run.log({"phase": "test", "model": config.model, **final})
         run.log({"phase": "test", "model": "popularity", **with_k(baseline, config.k)})
+        plot_metrics(run.plots / "metrics.png", config.model, metrics, baseline, config.k)
         info(
             f"test: NDCG@{config.k} {metrics['ndcg']:.4f} (popularity {baseline['ndcg']:.4f}), "
             f"fit {timings['fit_s']:.2f} s, recommend {timings['recommend_s']:.2f} s"
@@ -140,9 +142,9 @@ def _train_in(
         bundle = Bundle(model, user_items, popularity, interactions.users, interactions.items)
         save_split(run.path, train_r, test_r)
         if config.refit:
-            save_bundle(run.path / EVAL_MODEL_FILE, bundle)
+            save_bundle(run.path, EVAL_MODEL_FILE, bundle)
         else:
-            save_bundle(run.path / MODEL_FILE, bundle)
+            save_bundle(run.path, MODEL_FILE, bundle)
     elif config.tune:
         raise DataError("--tune needs a held-out split to carve validation from; use --test-fraction > 0")
     if config.refit or config.test_fraction == 0:
@@ -153,9 +155,8 @@ def _train_in(
         info(f"refit on all {ratings.nnz} interactions in {time.perf_counter() - began:.2f} s")
         popularity = Popularity({}, 1, 0)
         popularity.fit(ratings)
-        save_bundle(
-            run.path / MODEL_FILE, Bundle(model, user_items, popularity, interactions.users, interactions.items)
-        )
+        bundle = Bundle(model, user_items, popularity, interactions.users, interactions.items)
+        save_bundle(run.path, MODEL_FILE, bundle)
     run.write_config(config_dict(config))  # tuned values included
     headline = f"ndcg@{config.k}"
     summary = {
@@ -168,7 +169,7 @@ def _train_in(
         "headline": {"metric": headline, "value": final.get(headline)},
         "final": final,
         "best": final,
-        "best_checkpoint": str(run.path / MODEL_FILE),
+        "best_checkpoint": str(checkpoint(run.path, MODEL_FILE)),
         "wall_time_s": time.perf_counter() - started,
     }
     run.write_summary(summary)
@@ -207,4 +208,5 @@ def _tune(
         done=done, log=run.log,
     )  # fmt: skip
     info(f"best validation NDCG@{config.k} {score:.4f} with {best}")
+    plot_tune(run.plots / "tune.png", [r for r in run.read_metrics() if r.get("phase") == "tune"])
     return replace(config, **best)
