@@ -1,0 +1,439 @@
+"""Finding, checking and loading image/mask pairs, and the joint augmentation of both.
+
+Two layouts are recognised: ``DATA/<split>/images`` + ``DATA/<split>/masks`` (matching stems) and
+SegNet's CamVid layout ``DATA/<split>`` + ``DATA/<split>annot``. Every mask is read and checked
+before training starts (size equal to its image's, values below the class count or equal to the
+ignore index), so bad data fails in seconds with the file's name instead of inside the loss.
+
+Small data sets (CamVid: 37 MB of JPEGs) are decoded and resized once and kept in memory as uint8
+tensors: on a 2-core CPU, JPEG decoding every epoch costs as much as the training step itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mltoolkit.core.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+SPLITS = ("train", "val", "test")
+DEFAULT_IGNORE = 255
+CACHE_LIMIT_BYTES = 2 * 1024**3
+
+
+@dataclass
+class Classes:
+    """Class names in index order, their RGB colours, and colours that mean "ignore" in RGB masks."""
+
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+    ignore_colors: list[tuple[int, int, int]] = field(default_factory=list)
+    colors_given: bool = False  # True when a file named the colours: RGB masks can be decoded
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def default_colors(count: int) -> list[tuple[int, int, int]]:
+    """PASCAL VOC's colour map: distinct, stable colours for any number of classes."""
+    colors = []
+    for index in range(count):
+        r = g = b = 0
+        c = index
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colors.append((r, g, b))
+    return colors
+
+
+def _parse_color(value: Any, source: str) -> tuple[int, int, int]:
+    if isinstance(value, str) and value.startswith("#") and len(value) == 7:
+        return tuple(int(value[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(v, int) and 0 <= v < 256 for v in value):
+        return tuple(value)  # type: ignore[return-value]
+    raise DataError(f"{source}: colour {value!r} is not [R, G, B] or #rrggbb")
+
+
+def _classes_from_entries(entries: list[Any], source: str) -> Classes:
+    names, colors, ignore = [], [], []
+    given = False
+    for entry in entries:
+        if isinstance(entry, str):
+            names.append(entry)
+            colors.append(None)
+        elif isinstance(entry, dict) and "name" in entry:
+            color = _parse_color(entry["color"], source) if "color" in entry else None
+            if entry.get("ignore"):
+                if color is None:
+                    raise DataError(f"{source}: the ignore entry {entry['name']!r} needs a colour")
+                ignore.append(color)
+                continue
+            names.append(str(entry["name"]))
+            colors.append(color)
+            given = given or color is not None
+        else:
+            raise DataError(f'{source}: each class is a name or {{"name": ..., "color": [R, G, B]}}, got {entry!r}')
+    if not names:
+        raise DataError(f"{source}: no class names")
+    fallback = default_colors(len(names))
+    filled = [c if c is not None else fallback[i] for i, c in enumerate(colors)]
+    return Classes(names, filled, ignore, colors_given=given)
+
+
+def read_classes_file(path: Path) -> Classes:
+    """``classes.json`` (a list of names or of {name, color[, ignore]}) or ``classes.txt`` (one name a line,
+    optionally followed by ``R G B`` or ``#rrggbb``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the classes file ({exc.strerror})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc})") from None
+        if isinstance(data, dict) and "classes" in data:
+            data = data["classes"]
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a list of classes")
+        return _classes_from_entries(data, str(path))
+    entries: list[Any] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) == 4 and all(p.isdigit() for p in parts[1:]):
+            entries.append({"name": parts[0], "color": [int(p) for p in parts[1:]]})
+        elif len(parts) == 2 and parts[1].startswith("#"):
+            entries.append({"name": parts[0], "color": parts[1]})
+        else:
+            entries.append(line.strip())
+    return _classes_from_entries(entries, str(path))
+
+
+def resolve_classes(root: Path, spec: str | None) -> Classes | None:
+    """``--classes`` (names or a file), else ``classes.json`` / ``classes.txt`` in the data root, else None."""
+    if spec:
+        path = Path(spec)
+        if path.suffix.lower() in (".json", ".txt") or path.is_file():
+            if not path.is_file():
+                raise DataError(f"--classes {spec}: file not found")
+            return read_classes_file(path)
+        return _classes_from_entries([n.strip() for n in spec.split(",") if n.strip()], "--classes")
+    for name in ("classes.json", "classes.txt"):
+        if (root / name).is_file():
+            return read_classes_file(root / name)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- layout
+
+
+@dataclass
+class Layout:
+    """Where each split's images and masks are, and which convention the folder follows."""
+
+    root: Path
+    kind: str  # "folders" (split/images + split/masks) or "segnet" (split + splitannot)
+    splits: dict[str, tuple[Path, Path]]
+
+
+def find_layout(root: str | Path) -> Layout:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data directory not found")
+    folders = {s: (root / s / "images", root / s / "masks") for s in SPLITS if (root / s / "images").is_dir()}
+    if folders:
+        for split, (_, masks) in folders.items():
+            if not masks.is_dir():
+                raise DataError(f"{root / split}: has images/ but no masks/ folder")
+        return Layout(root, "folders", folders)
+    segnet = {s: (root / s, root / f"{s}annot") for s in SPLITS if (root / f"{s}annot").is_dir()}
+    if segnet:
+        for split, (images, _) in segnet.items():
+            if not images.is_dir():
+                raise DataError(f"{root}: has {split}annot/ but no {split}/ folder of images")
+        return Layout(root, "segnet", segnet)
+    raise DataError(
+        f"{root}: no segmentation data found; expected train/images + train/masks (and val/...) "
+        "or the SegNet layout train/ + trainannot/"
+    )
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def list_pairs(layout: Layout, split: str) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of a split, matched by file stem; an image without a mask is an error."""
+    if split not in layout.splits:
+        raise DataError(f"{layout.root}: no {split!r} split (found {', '.join(layout.splits) or 'none'})")
+    images_dir, masks_dir = layout.splits[split]
+    masks = {p.stem: p for p in _image_files(masks_dir)}
+    pairs = []
+    for image in _image_files(images_dir):
+        mask = masks.get(image.stem)
+        if mask is None:
+            raise DataError(f"{image}: image without a mask (expected {masks_dir / image.stem}.png)")
+        pairs.append((image, mask))
+    if not pairs:
+        raise DataError(f"{images_dir}: the {split} split is empty (no {', '.join(IMAGE_SUFFIXES)} images)")
+    return pairs
+
+
+def list_images(sources: Sequence[str | Path]) -> list[Path]:
+    """Image paths from files and folders (a folder contributes its images, sorted)."""
+    found: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found += _image_files(path)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise DataError(f"{path}: no such image or folder")
+    if not found:
+        raise DataError("no images to predict (folders were empty)")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+
+def open_image(path: Path) -> Image.Image:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path}: not a readable image ({exc})") from None
+    return image
+
+
+def read_mask(path: Path, classes: Classes | None, ignore_index: int = DEFAULT_IGNORE) -> np.ndarray:
+    """A mask file as an (H, W) array of class indices: index PNGs as they are, palette PNGs by index,
+    RGB masks through the class colours (or their one channel when the three are equal)."""
+    image = open_image(path)
+    if image.mode == "P" or image.mode in ("L", "I", "I;16", "1"):
+        return np.asarray(image).astype(np.int64)
+    if image.mode == "LA":
+        return np.asarray(image)[..., 0].astype(np.int64)
+    rgb = np.asarray(image.convert("RGB"))
+    if classes is not None and classes.colors_given:
+        return _colors_to_indices(rgb, classes, path, ignore_index)
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return rgb[..., 0].astype(np.int64)
+    raise DataError(
+        f"{path}: an RGB colour mask, but no class colours were given; list them in classes.json "
+        '([{"name": ..., "color": [R, G, B]}, ...]) or save masks as class-index PNGs'
+    )
+
+
+def _colors_to_indices(rgb: np.ndarray, classes: Classes, path: Path, ignore_index: int) -> np.ndarray:
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    table = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(classes.colors)}
+    table.update({(r << 16) | (g << 8) | b: ignore_index for r, g, b in classes.ignore_colors})
+    values, inverse = np.unique(codes, return_inverse=True)
+    unknown = [int(v) for v in values if int(v) not in table]
+    if unknown:
+        v = unknown[0]
+        raise DataError(
+            f"{path}: colour ({v >> 16}, {(v >> 8) & 255}, {v & 255}) is not a class colour "
+            '(add it to classes.json, with "ignore": true for unlabelled pixels)'
+        )
+    return np.array([table[int(v)] for v in values], dtype=np.int64)[inverse].reshape(codes.shape)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+@dataclass
+class Split:
+    """A checked split: its pairs, per-class pixel counts and (when cached) the resized tensors."""
+
+    pairs: list[tuple[Path, Path]]
+    counts: np.ndarray
+    images: list[torch.Tensor] | None = None  # uint8 (3, H, W) at the cache size
+    masks: list[torch.Tensor] | None = None  # int16 (H, W)
+
+
+def check_size(mask: np.ndarray, mask_path: Path, image_path: Path) -> None:
+    """A mask must cover its image pixel for pixel (checked from the image header, without decoding)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image_path) as image:
+            size = image.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{image_path}: not a readable image ({exc})") from None
+    if (mask.shape[1], mask.shape[0]) != size:
+        raise DataError(
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
+            f"{size[0]}x{size[1]} (WxH); masks must match their images pixel for pixel"
+        )
+
+
+def infer_class_count(pairs: list[tuple[Path, Path]], classes: Classes | None, ignore_index: int) -> int:
+    """Without a classes file: one more than the largest label (other than the ignore index) in ``pairs``."""
+    top = 0
+    for _, mask_path in pairs:
+        mask = read_mask(mask_path, classes, ignore_index)
+        top = max(top, int(mask[mask != ignore_index].max(initial=0)))
+    return top + 1
+
+
+def check_values(mask: np.ndarray, path: Path, num_classes: int, ignore_index: int) -> np.ndarray:
+    """Per-class pixel counts of a mask; values that are neither a class nor the ignore index fail here."""
+    bad = ((mask >= num_classes) & (mask != ignore_index)) | (mask < 0)
+    if bad.any():
+        values = sorted({int(v) for v in np.unique(mask[bad])})
+        hint = (
+            f"; if {values[0]} marks unlabelled pixels pass --ignore-index {values[0]}"
+            if len(values) == 1 and values[0] >= 0
+            else ""
+        )
+        raise DataError(
+            f"{path}: mask value{'s' if len(values) > 1 else ''} {', '.join(map(str, values[:5]))} not a class "
+            f"(0..{num_classes - 1}) nor the ignore index {ignore_index}{hint}"
+        )
+    return np.bincount(mask[mask != ignore_index].ravel(), minlength=num_classes)[:num_classes]
+
+
+def load_split(
+    pairs: list[tuple[Path, Path]],
+    classes: Classes | None,
+    num_classes: int,
+    ignore_index: int,
+    cache_size: tuple[int, int] | None,
+) -> Split:
+    """Read and check every mask (size, values) and count class pixels; with ``cache_size`` also keep
+    the image and mask decoded and resized to it."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    images, masks = ([], []) if cache_size is not None else (None, None)
+    for image_path, mask_path in pairs:
+        mask = read_mask(mask_path, classes, ignore_index)
+        check_size(mask, mask_path, image_path)
+        counts += check_values(mask, mask_path, num_classes, ignore_index)
+        if cache_size is not None:
+            image, target = resize_pair(open_image(image_path).convert("RGB"), mask, cache_size)
+            images.append(image)
+            masks.append(target)
+    return Split(pairs, counts, images, masks)
+
+
+def resize_pair(image: Image.Image, mask: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image (antialiased bilinear) and mask (nearest) resized to ``size`` = (H, W), as uint8 / int16 tensors."""
+    import torch
+    from PIL import Image
+
+    height, width = size
+    image = image.resize((width, height), Image.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
+    return pixels, nearest(torch.from_numpy(mask.astype(np.int16)), size)
+
+
+def nearest(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of an integer mask by index gathering (labels are never blended)."""
+    import torch
+
+    height, width = mask.shape[-2:]
+    rows = ((torch.arange(size[0]) + 0.5) * height / size[0]).long().clamp_(max=height - 1)
+    cols = ((torch.arange(size[1]) + 0.5) * width / size[1]).long().clamp_(max=width - 1)
+    return mask[..., rows[:, None], cols[None, :]]
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+
+
+def make_dataset(
+    split: Split,
+    classes: Classes | None,
+    size: tuple[int, int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    ignore_index: int,
+    train: bool,
+    scale: tuple[float, float] = (1.0, 1.0),
+) -> Any:
+    """A torch Dataset of (normalised float image, int64 mask) at ``size``, augmented when ``train``."""
+    import torch
+
+    base = base_size(size, scale) if train else size
+
+    class PairDataset(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(split.pairs)
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if split.images is not None:
+                image, mask = split.images[index], split.masks[index]
+            else:
+                image_path, mask_path = split.pairs[index]
+                raw = read_mask(mask_path, classes, ignore_index)
+                image, mask = resize_pair(open_image(image_path).convert("RGB"), raw, base)
+            image = image.float().div_(255)
+            if train:
+                image, mask = augment(image, mask, size, scale, ignore_index)
+            image = normalize(image, mean, std)
+            return image, mask.long()
+
+    return PairDataset()
+
+
+def base_size(size: tuple[int, int], scale: tuple[float, float]) -> tuple[int, int]:
+    """The cached training resolution: the crop size times the largest random scale."""
+    return round(size[0] * scale[1]), round(size[1] * scale[1])
+
+
+def normalize(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    import torch
+
+    return (image - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
+def augment(
+    image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int], scale: tuple[float, float], ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random rescale, random crop (padding with the ignore index) and horizontal flip, identical for both.
+
+    ``image`` arrives at ``size * scale[1]``; a factor drawn from ``scale`` (relative to ``size``)
+    picks the resolution, then a ``size`` crop is cut at a random place.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    factor = float(torch.empty(1).uniform_(scale[0], scale[1]))
+    scaled = (max(1, round(size[0] * factor)), max(1, round(size[1] * factor)))
+    if scaled != tuple(image.shape[-2:]):
+        image = F.interpolate(image[None], size=scaled, mode="bilinear", align_corners=False, antialias=True)[0]
+        mask = nearest(mask, scaled)
+    pad_h, pad_w = max(0, size[0] - scaled[0]), max(0, size[1] - scaled[1])
+    if pad_h or pad_w:
+        image = F.pad(image, (0, pad_w, 0, pad_h), value=0.0)
+        mask = F.pad(mask, (0, pad_w, 0, pad_h), value=ignore_index)
+    top = int(torch.randint(0, image.shape[1] - size[0] + 1, (1,)))
+    left = int(torch.randint(0, image.shape[2] - size[1] + 1, (1,)))
+    image = image[:, top : top + size[0], left : left + size[1]]
+    mask = mask[top : top + size[0], left : left + size[1]]
+    if torch.rand(1) < 0.5:
+        image, mask = image.flip(-1), mask.flip(-1)
+    return image.contiguous(), mask.contiguous()
+
+
+def cache_fits(pairs: int, size: tuple[int, int]) -> bool:
+    """Whether decoded uint8 images and int16 masks at ``size`` stay under 2 GB."""
+    return pairs * size[0] * size[1] * (3 + 2) < CACHE_LIMIT_BYTES

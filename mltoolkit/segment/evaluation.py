@@ -1,0 +1,58 @@
+"""``evaluate``: the confusion matrix of a trained model over a whole split, at full resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mltoolkit.core.console import info
+from mltoolkit.core.io import write_json
+from mltoolkit.segment import data as D
+from mltoolkit.segment.inference import load_trained, predict_masks
+from mltoolkit.segment.metrics import ConfusionMatrix
+
+
+def evaluate(
+    run: str,
+    data: str | Path | None = None,
+    *,
+    split: str = "val",
+    runs_dir: str | Path = "runs",
+    device: str = "auto",
+    threads: int | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Pixel accuracy, mean IoU, per-class IoU and the confusion matrix (rows: truth, columns: prediction).
+
+    Masks are predicted at the training resolution and upsampled to each image's size, then compared
+    with the original mask; ``eval.json`` is written into the run (when ``run`` is a run).
+    """
+    import torch
+
+    trained = load_trained(run, runs_dir, device, threads)
+    root = Path(data) if data is not None else Path(trained.config.data)
+    layout = D.find_layout(root)
+    pairs = D.list_pairs(layout, split)
+    classes, ignore = trained.classes, trained.ignore_index
+    D.load_split(pairs, classes, len(classes), ignore, None)  # every mask checked before the first prediction
+    info(f"evaluating {trained.checkpoint} on {len(pairs)} {split} images of {root}")
+    matrix = ConfusionMatrix(len(classes), ignore)
+    images = (D.open_image(image).convert("RGB") for image, _ in pairs)
+    for (_, mask_path), predicted in zip(pairs, predict_masks(trained, images, batch_size)):
+        truth = D.read_mask(mask_path, classes, ignore)
+        matrix.update(torch.from_numpy(truth), torch.from_numpy(predicted.astype("int64")))
+    metrics = matrix.compute(classes.names)
+    result = {
+        "split": split,
+        "data": str(root),
+        "images": len(pairs),
+        "checkpoint": str(trained.checkpoint),
+        "pixel_accuracy": metrics["pixel_accuracy"],
+        "miou": metrics["miou"],
+        "iou": metrics["iou"],
+        "confusion_matrix": matrix.matrix.tolist(),
+        "classes": classes.names,
+    }
+    if trained.run_dir is not None:
+        write_json(trained.run_dir / "eval.json", result)
+    return result

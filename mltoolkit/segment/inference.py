@@ -1,0 +1,121 @@
+"""A trained model back from its run (or checkpoint file), and full-resolution masks from it.
+
+The checkpoint carries the whole config plus class names, colours and normalisation, so
+``evaluate`` and ``predict`` need only the run. Images are resized to the training resolution,
+and the class scores are upsampled (bilinear) back to each image's own size before the argmax, so
+masks match their images pixel for pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mltoolkit.core.checkpoint import load_checkpoint
+from mltoolkit.core.device import resolve_device, set_threads
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.runs import resolve_run
+from mltoolkit.segment.config import SegmentConfig, parse_size
+from mltoolkit.segment.data import Classes, normalize
+from mltoolkit.segment.model import build_model
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+TECHNIQUE = "segment"
+
+
+@dataclass
+class Trained:
+    model: torch.nn.Module
+    config: SegmentConfig
+    classes: Classes
+    ignore_index: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    device: torch.device
+    run_dir: Path | None
+    checkpoint: Path
+
+
+def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: int | None = None) -> Trained:
+    """``best.pt`` of a run (``last.pt`` if no epoch was evaluated), or the checkpoint file named."""
+    set_threads(threads)
+    path = resolve_run(ref, runs_dir, TECHNIQUE)
+    run_dir = None
+    if path.is_dir():
+        run_dir = path
+        candidates = [path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"]
+        path = next((c for c in candidates if c.is_file()), candidates[0])
+    elif path.parent.name == "checkpoints":
+        run_dir = path.parent.parent
+    payload = load_checkpoint(path, TECHNIQUE)
+    saved = payload["config"]
+    known = {f.name for f in fields(SegmentConfig)}
+    config = SegmentConfig(**{k: tuple(v) if k == "scale" else v for k, v in saved.items() if k in known})
+    classes = Classes(saved["class_names"], [tuple(c) for c in saved["class_colors"]])
+    target = resolve_device(device)
+    model = build_model(config, len(classes), pretrained=False)
+    try:
+        model.load_state_dict(payload["state"]["model"])
+    except RuntimeError as exc:
+        raise DataError(f"{path}: weights do not fit {config.model} ({str(exc).splitlines()[0]})") from None
+    model.to(target).eval()
+    return Trained(
+        model,
+        config,
+        classes,
+        int(saved["ignore_index"]),
+        tuple(saved["mean"]),
+        tuple(saved["std"]),
+        target,
+        run_dir,
+        path,
+    )
+
+
+def predict_masks(
+    trained: Trained, images: Iterable[Image.Image], batch_size: int | None = None
+) -> Iterator[np.ndarray]:
+    """Class-index masks (H, W) at each image's own size, batched at the training resolution."""
+    batch: list[Image.Image] = []
+    for image in images:
+        batch.append(image)
+        if len(batch) == (batch_size or trained.config.batch_size):
+            yield from _predict_batch(trained, batch)
+            batch = []
+    if batch:
+        yield from _predict_batch(trained, batch)
+
+
+def _predict_batch(trained: Trained, images: list[Image.Image]) -> list[np.ndarray]:
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    height, width = parse_size(trained.config.size)
+    tensors = []
+    for image in images:
+        resized = image.convert("RGB").resize((width, height), Image.BILINEAR)
+        pixels = torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1).float().div_(255)
+        tensors.append(normalize(pixels, trained.mean, trained.std))
+    batch = torch.stack(tensors).to(trained.device)
+    masks = []
+    with torch.inference_mode():
+        logits = trained.model(batch)["out"].float()
+        for scores, image in zip(logits, images):
+            full = F.interpolate(scores[None], size=(image.height, image.width), mode="bilinear", align_corners=False)
+            masks.append(
+                full.argmax(1)[0].to(torch.uint8 if len(trained.classes) <= 256 else torch.int32).cpu().numpy()
+            )
+    return masks
+
+
+def class_fractions(mask: np.ndarray, names: list[str]) -> dict[str, Any]:
+    counts = np.bincount(mask.ravel(), minlength=len(names))[: len(names)]
+    return {name: round(float(c) / mask.size, 6) for name, c in zip(names, counts)}

@@ -1,0 +1,392 @@
+"""The training loop: torchvision's segmentation reference, plain, with a wall-clock budget.
+
+Per epoch: train on random crops (drop_last, since a batch of one breaks BatchNorm), then the
+confusion matrix over the validation split at the training resolution; ``best.pt`` by val mIoU,
+``last.pt`` every epoch (and on Ctrl-C), one ``metrics.jsonl`` line. The learning rate warms up
+linearly and then decays as torchvision's ``poly`` (stepped per iteration). With ``--time-budget``
+the number of epochs is re-planned after each epoch from the measured epoch time, so the decay
+still ends at zero when the budget runs out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
+from mltoolkit.core.config import config_dict
+from mltoolkit.core.console import info, progress, warn
+from mltoolkit.core.device import dataloader_workers, resolve_device, seed_everything, set_threads
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.plots import plot_curves
+from mltoolkit.core.runs import Run, start_run
+from mltoolkit.core.training import EarlyStopping, autocast, grad_scaler, make_scheduler, rng_state, set_rng_state
+from mltoolkit.segment import data as D
+from mltoolkit.segment.config import (
+    MODELS,
+    SLOW_ON_CPU,
+    SegmentConfig,
+    check_config,
+    parse_size,
+    resolved_lr,
+    resolved_weight_decay,
+)
+from mltoolkit.segment.losses import SegmentationLoss, class_weights
+from mltoolkit.segment.metrics import ConfusionMatrix
+from mltoolkit.segment.model import build_model, normalization, uses_aux
+
+TECHNIQUE = "segment"
+DEFAULT_EPOCHS = 30
+FINAL_RESERVE_S = 3.0  # time kept back from --time-budget for plots and the summary
+
+
+def prepare_classes(layout: D.Layout, config: SegmentConfig) -> tuple[D.Classes, int]:
+    """Class names/colours and the ignore index: from --classes, the data's classes file, or the masks."""
+    classes = D.resolve_classes(layout.root, config.classes)
+    ignore = config.ignore_index
+    if ignore is None:  # SegNet's CamVid marks unlabelled pixels with the value after the last class
+        ignore = len(classes) if layout.kind == "segnet" and classes is not None else D.DEFAULT_IGNORE
+    if classes is None:
+        count = D.infer_class_count(D.list_pairs(layout, "train"), None, ignore)
+        classes = D.Classes([f"class_{i}" for i in range(count)], D.default_colors(count))
+        info(f"no classes file in {layout.root}: {count} classes inferred from the training masks")
+    if len(classes) < 2:
+        raise DataError(f"{layout.root}: segmentation needs at least 2 classes, found {len(classes)}")
+    return classes, ignore
+
+
+def resolve(
+    config: SegmentConfig, layout: D.Layout, classes: D.Classes, ignore: int, train_pairs: int
+) -> SegmentConfig:
+    """Fill in every default that depends on the data or on other options, for config.json."""
+    size = parse_size(config.size)
+    cache = config.cache if config.cache is not None else D.cache_fits(train_pairs, D.base_size(size, config.scale))
+    return replace(
+        config,
+        data=str(layout.root),
+        ignore_index=ignore,
+        lr=resolved_lr(config),
+        weight_decay=resolved_weight_decay(config),
+        aux_loss=uses_aux(config),
+        cache=cache,
+        workers=config.workers if config.workers is not None else (0 if cache else dataloader_workers(None)),
+        classes=config.classes,
+    )
+
+
+def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None):
+    """Train a segmentation model and write a run directory; returns the headline result."""
+    started = time.monotonic()
+    check_config(config)
+    import torch
+
+    set_threads(config.threads or None)
+    device = resolve_device(config.device)
+    seed_everything(config.seed, config.deterministic)
+    size = parse_size(config.size)
+
+    layout = D.find_layout(config.data)
+    classes, ignore = prepare_classes(layout, config)
+    train_pairs = D.list_pairs(layout, "train")
+    val_pairs = D.list_pairs(layout, "val") if "val" in layout.splits else None
+    if val_pairs is None:  # hold out every tenth image, so best.pt and early stopping have something to watch
+        val_pairs, train_pairs = train_pairs[::10], [p for i, p in enumerate(train_pairs) if i % 10]
+        warn(f"{layout.root}: no val split; holding out {len(val_pairs)} training images for validation")
+    config = resolve(config, layout, classes, ignore, len(train_pairs))
+    if MODELS[config.model] in SLOW_ON_CPU and device.type == "cpu":
+        warn(f"{config.model} trains at about 0.5 images/s at 256x256 on 2 CPU cores; lraspp_mobilenet_v3_large ~8")
+
+    info(
+        f"reading {len(train_pairs)} training and {len(val_pairs)} validation pairs from {layout.root} ({layout.kind})"
+    )
+    train_split = D.load_split(
+        train_pairs, classes, len(classes), ignore, D.base_size(size, config.scale) if config.cache else None
+    )
+    val_split = D.load_split(val_pairs, classes, len(classes), ignore, size if config.cache else None)
+    if len(train_pairs) < config.batch_size:
+        raise DataError(
+            f"{layout.root}: {len(train_pairs)} training images, fewer than --batch-size {config.batch_size}"
+        )
+
+    mean, std = normalization(config)
+    train_set = D.make_dataset(train_split, classes, size, mean, std, ignore, train=True, scale=config.scale)
+    val_set = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False)
+    loader_args = {"num_workers": config.workers, "pin_memory": device.type == "cuda"}
+    if config.workers:
+        loader_args["persistent_workers"] = True
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args
+    )
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, **loader_args)
+
+    model = build_model(config, len(classes), pretrained=resume is None).to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(
+            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    scaler = grad_scaler(device, config.amp)
+    weights = class_weights(config.class_weights, train_split.counts)
+    criterion = SegmentationLoss(
+        config.loss, ignore, torch.tensor(weights, device=device) if weights is not None else None
+    )
+    stopper = EarlyStopping(config.patience, "max")
+
+    max_epochs = config.epochs or (DEFAULT_EPOCHS if config.time_budget is None else 10**6)
+    steps_per_epoch = len(train_loader)
+    meta = {
+        "class_names": classes.names,
+        "class_colors": [list(c) for c in classes.colors],
+        "mean": list(mean),
+        "std": list(std),
+        "layout": layout.kind,
+    }
+    checkpoint_config = {**config_dict(config), **meta}
+    run, resumed = start_run(
+        TECHNIQUE,
+        config_dict(config),
+        name=name or _default_name(config),
+        runs_dir=runs_dir,
+        resume=resume,
+        device=str(device),
+        seed=config.seed,
+    )
+    epoch, step, elapsed_before = 0, 0, 0.0
+    planned = max_epochs if config.time_budget is None else min(max_epochs, 100)  # re-planned after each epoch
+    if resumed:
+        payload = load_checkpoint(run.checkpoints / "last.pt", TECHNIQUE)
+        state = payload["state"]
+        if state["num_classes"] != len(classes):
+            raise DataError(f"{run.path}: trained for {state['num_classes']} classes, the data has {len(classes)}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        stopper.load_state_dict(state["early_stopping"])
+        set_rng_state(state["rng"])
+        generator.set_state(state["loader_rng"])
+        epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
+        if config.time_budget is not None:
+            planned = max(epoch, min(max_epochs, state["planned_epochs"]))
+        run.rewrite_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= epoch])
+        info(f"resuming {run.path} after epoch {epoch}")
+    scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
+    info(
+        f"training {config.model} on {device} ({len(classes)} classes, {config.size}, batch {config.batch_size}, "
+        + (f"time budget {config.time_budget:g} min" if config.time_budget else f"{planned} epochs")
+        + f") -> {run.path}"
+    )
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - started
+
+    def save(path: Path, metrics: dict[str, Any]) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "early_stopping": stopper.state_dict(),
+            "rng": rng_state(),
+            "loader_rng": generator.get_state(),
+            "epoch": epoch,
+            "step": step,
+            "planned_epochs": planned,
+            "elapsed": elapsed(),
+            "num_classes": len(classes),
+        }
+        save_checkpoint(path, technique=TECHNIQUE, config=checkpoint_config, state=state, metrics=metrics)
+
+    budget = config.time_budget * 60 if config.time_budget else math.inf
+    last_record: dict[str, Any] = {}
+    epoch_times: list[float] = []
+    val_time = 0.0
+    status = "completed"
+    try:
+        while epoch < planned:
+            epoch_start = time.monotonic()
+            model.train()
+            total_loss, images_seen, train_time = 0.0, 0, 0.0
+            with progress(steps_per_epoch, f"epoch {epoch + 1}/{planned}") as bar:
+                tick = time.monotonic()
+                for images, masks in train_loader:
+                    images = images.to(device, non_blocking=True, memory_format=memory_format)
+                    masks = masks.to(device, non_blocking=True)
+                    with autocast(device, config.amp):
+                        loss = criterion(model(images), masks)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    scheduler.step()
+                    step += 1
+                    loss_value = loss.item()
+                    total_loss += loss_value * images.shape[0]
+                    images_seen += images.shape[0]
+                    bar.advance(1, loss=loss_value, lr=optimizer.param_groups[0]["lr"])
+                    if elapsed() > budget - FINAL_RESERVE_S - val_time:
+                        break
+                train_time = time.monotonic() - tick
+            epoch += 1
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "step": step,
+                "lr": optimizer.param_groups[0]["lr"],
+                "train_loss": total_loss / max(1, images_seen),
+                "train_images_per_s": images_seen / max(train_time, 1e-9),
+            }
+            out_of_time = elapsed() > budget - FINAL_RESERVE_S - val_time
+            if epoch % config.eval_every == 0 or epoch >= planned or out_of_time:
+                val_start = time.monotonic()
+                record.update(
+                    validate(model, val_loader, criterion, len(classes), ignore, device, config, memory_format)
+                )
+                val_time = time.monotonic() - val_start
+                if record["miou"] is not None and stopper.improved(record["miou"]):
+                    record["best"] = True
+                    save(run.checkpoints / "best.pt", record)
+            record["epoch_time_s"] = time.monotonic() - epoch_start
+            record["elapsed_s"] = elapsed()
+            epoch_times.append(record["epoch_time_s"])
+            run.log(record)
+            last_record = record
+            info(_describe(record, planned))
+            if config.time_budget:  # re-plan: as many more epochs as the remaining time holds
+                remaining = budget - elapsed() - FINAL_RESERVE_S
+                more = 0 if out_of_time else int(remaining // (max(epoch_times[-2:]) * 1.02))
+                new_plan = min(max_epochs, epoch + max(0, more))
+                if new_plan != planned:
+                    planned = new_plan
+                    scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
+            save(run.checkpoints / "last.pt", record)
+            if stopper.should_stop:
+                info(f"early stopping: val mIoU has not improved for {config.patience} evaluations")
+                status = "early_stopped"
+                break
+    except KeyboardInterrupt:
+        save(run.checkpoints / "last.pt", last_record)
+        _write_summary(run, "interrupted", stopper, last_record, elapsed())
+        raise
+
+    _finish_plots(run, model, val_split, classes, config, device, size, mean, std, ignore, memory_format)
+    summary = _write_summary(run, status, stopper, last_record, elapsed())
+    return {
+        "run_dir": str(run.path),
+        "best_val_miou": summary["best"].get("miou"),
+        "best_epoch": summary["best"].get("epoch"),
+        "val_pixel_accuracy": summary["best"].get("pixel_accuracy"),
+        "epochs": epoch,
+        "train_images_per_s": _median([r["train_images_per_s"] for r in run.read_metrics()]),
+        "wall_time_s": round(elapsed(), 1),
+    }
+
+
+def validate(model, loader, criterion, num_classes, ignore, device, config, memory_format) -> dict[str, Any]:
+    """Loss and confusion-matrix metrics over the whole validation split."""
+    import torch
+
+    model.eval()
+    matrix = ConfusionMatrix(num_classes, ignore)
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for images, masks in loader:
+            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            masks = masks.to(device, non_blocking=True)
+            with autocast(device, config.amp):
+                outputs = model(images)
+            total += float(criterion.single(outputs["out"].float(), masks)) * images.shape[0]
+            count += images.shape[0]
+            matrix.update(masks, outputs["out"].argmax(1))
+    metrics = matrix.compute()
+    return {"val_loss": total / max(1, count), "pixel_accuracy": metrics["pixel_accuracy"], "miou": metrics["miou"]}
+
+
+def _scheduler_at(config: SegmentConfig, optimizer, epochs: int, steps_per_epoch: int, step: int):
+    """The schedule for ``epochs`` epochs, positioned at ``step`` (used on start, resume and re-plan)."""
+    import warnings
+
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+        group["lr"] = group["initial_lr"]
+    scheduler = make_scheduler(
+        config.schedule,
+        optimizer,
+        epochs=max(1, epochs),
+        steps_per_epoch=steps_per_epoch,
+        warmup_epochs=min(config.warmup_epochs, max(0.0, epochs - 1)),
+        power=0.9,
+    )
+    if step:
+        with warnings.catch_warnings():  # "step() before optimizer.step()": we are only fast-forwarding
+            warnings.simplefilter("ignore")
+            scheduler.last_epoch = step - 1
+            scheduler.step()
+    return scheduler
+
+
+def _finish_plots(run: Run, model, val_split, classes, config, device, size, mean, std, ignore, memory_format) -> None:
+    """Learning curves and a few validation images with the best model's masks, in plots/."""
+    import torch
+
+    from mltoolkit.segment.visual import plot_examples
+
+    records = run.read_metrics()
+    plot_curves(
+        run.plots / "curves.png",
+        records,
+        "epoch",
+        [("train_loss", "val_loss"), ("miou", "pixel_accuracy")],
+        title=f"{config.model} on {Path(config.data).name}",
+    )
+    best = run.checkpoints / "best.pt"
+    if best.exists():
+        model.load_state_dict(load_checkpoint(best, TECHNIQUE)["state"]["model"])
+    model.eval()
+    examples = []
+    dataset = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False)
+    with torch.inference_mode():
+        for index in range(min(4, len(dataset))):
+            image, mask = dataset[index]
+            logits = model(image[None].to(device, memory_format=memory_format))["out"]
+            shown = (image * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)).clamp(0, 1)
+            examples.append((shown.permute(1, 2, 0).numpy(), mask.numpy(), logits.argmax(1)[0].cpu().numpy()))
+    if examples:
+        plot_examples(run.plots / "val_examples.png", examples, classes.colors, ignore, title="validation (best.pt)")
+
+
+def _write_summary(run: Run, status: str, stopper: EarlyStopping, last: dict[str, Any], wall: float) -> dict:
+    best = next((r for r in run.read_metrics() if r.get("best") and r.get("miou") == stopper.best), {})
+    summary = {
+        "status": status,
+        "headline": {"metric": "val_miou", "value": stopper.best},
+        "best": {k: best.get(k) for k in ("epoch", "miou", "pixel_accuracy", "val_loss")},
+        "final": last,
+        "wall_time_s": round(wall, 2),
+        "best_checkpoint": str(run.checkpoints / "best.pt"),
+    }
+    run.write_summary(summary)
+    return summary
+
+
+def _describe(record: dict[str, Any], planned: int) -> str:
+    text = (
+        f"epoch {record['epoch']}/{planned}  loss {record['train_loss']:.4f}  {record['train_images_per_s']:.1f} img/s"
+    )
+    if record.get("miou") is not None:
+        text += f"  val mIoU {record['miou']:.4f}  pixel acc {record['pixel_accuracy']:.4f}"
+    return text
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    return values[len(values) // 2] if values else None
+
+
+def _default_name(config: SegmentConfig) -> str:
+    return f"{Path(config.data).name or 'data'}-{config.model.split('_')[0]}"
