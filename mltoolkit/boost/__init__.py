@@ -17,7 +17,7 @@ def __getattr__(name: str) -> Any:
 
         return BoostConfig
     if name == "train":
-        from mltoolkit.boost.train import train
+        from mltoolkit.boost.training import train
 
         return train
     if name in ("evaluate", "predict"):

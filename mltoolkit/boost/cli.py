@@ -99,7 +99,7 @@ def train_command(
 ) -> None:
     """Train a LightGBM model on a table; write model.txt, schema, metrics and importance to a run."""
     from mltoolkit.boost.params import BoostConfig, config_from_lightgbm
-    from mltoolkit.boost.train import train
+    from mltoolkit.boost.training import train
     from mltoolkit.core.config import build_config, load_config_file
     from mltoolkit.core.console import emit_json, set_quiet
 

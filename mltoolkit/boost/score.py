@@ -145,12 +145,12 @@ def _result_frame(
             columns[name] = chunk.frame[name].to_numpy()
     out = _outputs(model, prepared.X, init, threads)
     if schema.task == "binary":
-        columns["prediction"] = np.asarray(schema.classes, dtype=object)[(out > 0.5).astype(int)]
+        columns["prediction"] = _labels(schema.classes)[(out > 0.5).astype(np.int64)]
         if proba:
             columns[f"proba_{schema.classes[0]}"] = 1 - out
             columns[f"proba_{schema.classes[1]}"] = out
     elif schema.task == "multiclass":
-        columns["prediction"] = np.asarray(schema.classes, dtype=object)[out.argmax(axis=1)]
+        columns["prediction"] = _labels(schema.classes)[out.argmax(axis=1)]
         if proba:
             for k, label in enumerate(schema.classes):
                 columns[f"proba_{label}"] = out[:, k]
@@ -168,6 +168,12 @@ def _result_frame(
         else:
             columns.update({f"contrib_{n}": contributions[:, j] for j, n in enumerate(names)})
     return pd.DataFrame(columns)
+
+
+def _labels(classes: list[Any]) -> np.ndarray:
+    """Class labels as an array to index: numeric when they are numbers (writes faster than objects)."""
+    numeric = all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes)
+    return np.asarray(classes) if numeric else np.asarray(classes, dtype=object)
 
 
 class _open_output:

@@ -16,15 +16,18 @@ from mltoolkit.boost.schema import Schema
 from mltoolkit.core.console import info
 from mltoolkit.core.errors import DataError
 
+# Stage 1 sweeps the tree size, the choice that matters most (stumps win on additive targets, deep
+# trees on interactions), each with a learning rate that lets it converge in a few thousand rounds.
+TREE_SIZES: dict[int, float] = {2: 0.5, 4: 0.2, 8: 0.1, 16: 0.1, 31: 0.05, 63: 0.05}
+# Stage 2 tries random regularisation around the best tree size.
 SPACE: dict[str, list[Any]] = {
-    "num_leaves": [7, 15, 31, 63],
     "min_data_in_leaf": [5, 20, 50, 100],
     "feature_fraction": [0.5, 0.7, 0.9, 1.0],
     "bagging_fraction": [0.7, 0.8, 1.0],
     "lambda_l2": [0.0, 1.0, 10.0],
-    "min_sum_hessian_in_leaf": [1e-3, 1.0, 5.0],
 }
-SEARCHED = (*SPACE, "bagging_freq")
+SEARCHED = ("num_leaves", "learning_rate", *SPACE, "bagging_freq")
+MAX_ROUNDS = 5000
 _HIGHER_IS_BETTER = ("auc", "ndcg", "map", "average_precision")
 
 
@@ -41,33 +44,42 @@ def _first_score(booster: Any) -> tuple[str, float]:
 
 
 def search(params: dict[str, Any], train: Prepared, valid: Prepared | None, schema: Schema, cfg: BoostConfig) -> dict:
-    """Try ``cfg.tune_trials`` candidates (the given parameters first); return the best one's parameters."""
-    from mltoolkit.boost.train import fit
+    """Tree-size sweep, then random regularisation (``cfg.tune_trials`` fits in all); return the best parameters."""
+    from mltoolkit.boost.training import fit
 
     if valid is None:
         raise DataError("--tune needs a validation split: set --valid-fraction > 0 or give --valid")
     rng = np.random.default_rng(cfg.seed or 0)
-    candidates = [dict(params)]
-    while len(candidates) < cfg.tune_trials:
-        trial = dict(params, **{k: v[rng.integers(len(v))] for k, v in SPACE.items()})
-        trial["bagging_freq"] = 1 if trial["bagging_fraction"] < 1 else 0
-        candidates.append(trial)
-    best_params, best_value, rounds = params, None, 0
-    for number, trial in enumerate(candidates, start=1):
-        booster = fit(trial, train, valid, schema, cfg.num_rounds, cfg.early_stopping or 50, None, f"trial {number}")
+    best: dict[str, Any] = {"params": params, "value": None, "round": 0}
+    number = 0
+
+    def trial(candidate: dict[str, Any]) -> None:
+        nonlocal number
+        number += 1
+        rounds = max(cfg.num_rounds, MAX_ROUNDS)
+        booster = fit(candidate, train, valid, schema, rounds, cfg.early_stopping or 50, None, f"trial {number}")
         metric, value = _first_score(booster)
-        better = best_value is None or (value > best_value if higher_is_better(metric) else value < best_value)
-        shown = {k: trial.get(k) for k in SPACE}
-        info(f"trial {number}/{len(candidates)}: valid {metric} {value:.6f} at round {booster.best_iteration} {shown}")
-        if better:
-            best_params, best_value, rounds = trial, value, booster.best_iteration
-    info(f"best: valid {metric} {best_value:.6f} at round {rounds} with { ({k: best_params.get(k) for k in SPACE}) }")
-    return best_params
+        shown = {k: candidate.get(k) for k in SEARCHED if k in candidate}
+        info(f"trial {number}/{cfg.tune_trials}: valid {metric} {value:.6f} at round {booster.best_iteration} {shown}")
+        previous = best["value"]
+        if previous is None or (value > previous if higher_is_better(metric) else value < previous):
+            best.update(params=candidate, value=value, round=booster.best_iteration, metric=metric)
+
+    for leaves, rate in list(TREE_SIZES.items())[: cfg.tune_trials]:
+        trial(dict(params, num_leaves=leaves, learning_rate=rate))
+    base = best["params"]
+    while number < cfg.tune_trials:
+        candidate = dict(base, **{k: v[rng.integers(len(v))] for k, v in SPACE.items()})
+        candidate["bagging_freq"] = 1 if candidate["bagging_fraction"] < 1 else 0
+        trial(candidate)
+    shown = {k: best["params"].get(k) for k in SEARCHED if k in best["params"]}
+    info(f"best: valid {best['metric']} {best['value']:.6f} at round {best['round']} with {shown}")
+    return best["params"]
 
 
 def cross_validate(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostConfig, seed: int) -> dict:
     """K-fold metrics (mean and std of each fold's best validation scores), printed before the final fit."""
-    from mltoolkit.boost.train import fit
+    from mltoolkit.boost.training import fit
 
     k = cfg.cv
     if k < 2:

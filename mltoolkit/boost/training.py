@@ -163,7 +163,8 @@ def train(cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None =
     if cfg.tune:
         params = tuning.search(params, train_part, valid_part, schema, cfg)
         result["tuned_params"] = {k: params[k] for k in tuning.SEARCHED if k in params}
-    booster = fit(params, train_part, valid_part, schema, cfg.num_rounds, cfg.early_stopping, run)
+    rounds = max(cfg.num_rounds, tuning.MAX_ROUNDS) if cfg.tune else cfg.num_rounds
+    booster = fit(params, train_part, valid_part, schema, rounds, cfg.early_stopping, run)
     best_round = booster.best_iteration or booster.current_iteration()
     valid_scores = _best_scores(booster)
     if cfg.refit and valid is None and valid_part is not None and best_round > 0:

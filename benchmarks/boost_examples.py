@@ -1,0 +1,126 @@
+"""`mltk boost` on LightGBM's four examples vs raw LightGBM: test metric and time, in one process.
+
+For each example (../shared/data/lightgbm, or --data):
+- raw: ``lightgbm.train`` on LightGBM's own file parser with the ``train.conf`` parameters (what the
+  LightGBM CLI computes), test metric from LightGBM's evaluation on ``valid_data``;
+- mltk conf: ``mltk boost train --lightgbm-config train.conf`` then ``evaluate`` on the test file
+  (target: the same metric to 1e-6);
+- mltk defaults: early stopping on a 20% split of the training file (target: at least as good as conf);
+- mltk --tune (with --tune): random search on a split of the training data (targets from the issue).
+Times are medians of --repeats interleaved runs, same thread count on both sides.
+
+    .venv/bin/python benchmarks/boost_examples.py [--threads 1] [--repeats 3] [--tune]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+EXAMPLES = {  # folder: (train file, test file, task for the defaults, metrics, tune target, init scores in tune)
+    "binary_classification": ("binary.train", "binary.test", "auto", ["auc"], 0.840, True),
+    "regression": ("regression.train", "regression.test", "regression", ["l2"], 0.166, False),
+    "multiclass_classification": ("multiclass.train", "multiclass.test", "auto", ["multi_logloss"], 0.85, True),
+    "lambdarank": ("rank.train", "rank.test", "auto", ["ndcg@1", "ndcg@3", "ndcg@5"], 0.676, True),
+}
+HIGHER = ("auc", "ndcg")
+_CLI_ONLY = {"task", "data", "valid_data", "output_model", "num_machines", "local_listen_port", "machine_list_file",
+              "is_save_binary_file", "use_two_round_loading", "metric_freq", "is_training_metric", "tree_learner",
+              "is_enable_sparse"}  # fmt: skip
+
+
+def raw_lightgbm(folder: Path, threads: int) -> tuple[dict[str, float], float]:
+    """The LightGBM CLI's computation through its Python API: its parser, the conf's parameters."""
+    import lightgbm as lgb
+
+    from mltoolkit.boost.data import parse_value, read_lightgbm_config
+
+    conf = read_lightgbm_config(folder / "train.conf")
+    params = {k: parse_value(v) for k, v in conf.items() if k not in _CLI_ONLY}
+    params.update(verbose=-1, num_threads=threads)
+    start = time.perf_counter()
+    train = lgb.Dataset(str(folder / conf["data"]), params=params)
+    valid = lgb.Dataset(str(folder / conf["valid_data"]), reference=train)
+    history: dict = {}
+    lgb.train(params, train, valid_sets=[valid], valid_names=["test"], callbacks=[lgb.record_evaluation(history)])
+    elapsed = time.perf_counter() - start
+    return {k: float(v[-1]) for k, v in history["test"].items()}, elapsed
+
+
+def mltk_run(folder: Path, runs: Path, threads: int, mode: str, task: str, init: bool) -> tuple[dict, float]:
+    from mltoolkit.boost import BoostConfig, evaluate, train
+    from mltoolkit.boost.params import config_from_lightgbm
+    from mltoolkit.core.config import build_config
+
+    train_file, test_file = EXAMPLES[folder.name][:2]
+    if mode == "conf":
+        cfg = build_config(BoostConfig, config_from_lightgbm(folder / "train.conf"), {"threads": threads})
+    else:
+        flags = {"data": str(folder / train_file), "task": task, "threads": threads, "tune": mode == "tune"}
+        cfg = build_config(BoostConfig, flags, {"init_score": init})
+    start = time.perf_counter()
+    result = train(cfg, runs_dir=runs, name=f"{folder.name}-{mode}")
+    elapsed = time.perf_counter() - start
+    return evaluate(result["run_dir"], str(folder / test_file), threads=threads), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("LGB_DATA", "../shared/data/lightgbm")))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tune", action="store_true", help="also run --tune (minutes)")
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: LightGBM example data not found (pass --data)")
+    from mltoolkit.core.console import set_quiet
+
+    set_quiet(True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="boost-examples-") as tmp:
+        for name, (_, _, task, metrics, target, init) in EXAMPLES.items():
+            folder = args.data / name
+            raw_times, mltk_times = [], []
+            for _ in range(args.repeats):  # interleaved
+                raw, elapsed = raw_lightgbm(folder, args.threads)
+                raw_times.append(elapsed)
+                ours, elapsed = mltk_run(folder, Path(tmp), args.threads, "conf", task, True)
+                mltk_times.append(elapsed)
+            defaults, default_time = mltk_run(folder, Path(tmp), args.threads, "default", task, True)
+            diff = max(abs(ours[m] - raw[m]) for m in metrics)
+            for metric in metrics:
+                better = (
+                    (defaults[metric] >= raw[metric]) if metric.startswith(HIGHER) else defaults[metric] <= raw[metric]
+                )
+                row = {"example": name, "metric": metric, "raw": raw[metric], "mltk_conf": ours[metric],
+                       "max_abs_diff": diff, "raw_s": statistics.median(raw_times),
+                       "mltk_conf_s": statistics.median(mltk_times), "defaults": defaults[metric],
+                       "defaults_ok": better, "defaults_s": default_time}  # fmt: skip
+                rows.append(row)
+            if args.tune:
+                tuned, tune_time = mltk_run(folder, Path(tmp), args.threads, "tune", task, init)
+                metric = "ndcg@5" if name == "lambdarank" else metrics[0]
+                met = tuned[metric] >= target if metric.startswith(HIGHER) else tuned[metric] <= target
+                for row in rows:
+                    if row["example"] == name and row["metric"] == metric:
+                        row.update(tuned=tuned[metric], tune_target=target, tune_met=met, tune_s=tune_time)
+    header = ["example", "metric", "raw", "mltk_conf", "max_abs_diff", "raw_s", "mltk_conf_s", "defaults",
+              "defaults_ok", "defaults_s", "tuned", "tune_target", "tune_met", "tune_s"]  # fmt: skip
+    print(f"threads {args.threads}, repeats {args.repeats}, load {os.getloadavg()[0]:.2f}")
+    print(" | ".join(header))
+    for row in rows:
+        print(" | ".join(_cell(row.get(h)) for h in header))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}" if abs(value) < 10 else f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
+if __name__ == "__main__":
+    main()
