@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -187,3 +188,34 @@ def test_non_numeric_value_names_column_and_row(mltk, tmp_path, binary_csv):
 def test_cuda_is_exit_4_and_bad_param_exit_3(mltk, tmp_path, binary_csv):
     fails(mltk("boost", "train", binary_csv, "--target", "label", "--device", "cuda", "--runs-dir", tmp_path), 4)
     fails(mltk("boost", "train", binary_csv, "--target", "label", "--param", "nonsense", "--runs-dir", tmp_path), 3)
+
+
+def test_interrupted_run_resumes_to_the_same_model(mltk, tmp_path, binary_csv, monkeypatch):
+    from mltoolkit.boost import training
+
+    flags = ["--target", "label", "--valid-fraction", "0", "--num-rounds", "30", "--threads", "1", "--quiet"]
+    whole = ok(mltk("boost", "train", binary_csv, *flags, "--runs-dir", tmp_path / "a")).json()["run_dir"]
+    original = training.RoundLogger.__call__
+
+    def interrupt_at_round_12(self, env):
+        original(self, env)
+        if env.iteration + 1 == 12:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.RoundLogger, "__call__", interrupt_at_round_12)
+    assert mltk("boost", "train", binary_csv, *flags, "--runs-dir", tmp_path / "b").exit_code == 130
+    run = tmp_path / "b" / "boost" / "train"
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(training.RoundLogger, "__call__", original)
+    ok(mltk("boost", "train", "--resume", run, "--runs-dir", tmp_path / "b", "--quiet"))
+    trees = [(path / "model.txt").read_text().split("parameters:")[0] for path in (Path(whole), run)]
+    assert trees[0].count("Tree=") == trees[1].count("Tree=") == 30
+    assert _same_scores(mltk, whole, run, binary_csv)
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    fails(mltk("boost", "train", "--resume", run, "--runs-dir", tmp_path / "b"), 3, "nothing to resume")
+
+
+def _same_scores(mltk, run_a, run_b, data) -> bool:
+    a = _csv(ok(mltk("boost", "predict", run_a, data, "--proba")).stdout)
+    b = _csv(ok(mltk("boost", "predict", run_b, data, "--proba")).stdout)
+    return bool(np.allclose(a["proba_yes"], b["proba_yes"], atol=1e-9))

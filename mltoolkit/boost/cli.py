@@ -95,6 +95,7 @@ def train_command(
     deterministic: options.Deterministic = False,
     runs_dir: options.RunsDir = Path("runs"),
     name: options.RunName = None,
+    resume: options.Resume = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Train a LightGBM model on a table; write model.txt, schema, metrics and importance to a run."""
@@ -106,6 +107,7 @@ def train_command(
     set_quiet(quiet)
     _check_device(device)
     file_layer = load_config_file(config) if config else None
+    run_layer = _run_config(resume, runs_dir) if resume else None
     conf_path = lightgbm_config or (file_layer or {}).get("lightgbm_config")
     conf_layer = config_from_lightgbm(conf_path) if conf_path else None
     flags = {
@@ -133,10 +135,18 @@ def train_command(
         "threads": threads,
         "deterministic": deterministic or None,
     }
-    cfg = build_config(BoostConfig, conf_layer, file_layer, flags)
+    cfg = build_config(BoostConfig, run_layer, conf_layer, file_layer, flags)
     if param:  # --param adds to (and overrides) the parameters of a config file
         cfg.params = [*cfg.params, *param]
-    emit_json(train(cfg, runs_dir=runs_dir, name=name))
+    emit_json(train(cfg, runs_dir=runs_dir, name=name, resume=resume))
+
+
+def _run_config(resume: str, runs_dir: Path) -> dict:
+    """An interrupted run's own config.json: what it was started with (flags typed now override it)."""
+    from mltoolkit.core.io import read_json
+    from mltoolkit.core.runs import resolve_run_dir
+
+    return read_json(resolve_run_dir(resume, runs_dir, "boost") / "config.json")
 
 
 @app.command("evaluate")

@@ -21,6 +21,8 @@ from mltoolkit.core.io import atomic_path, write_json
 from mltoolkit.core.runs import Run, start_run
 
 MODEL_FILE = "model.txt"
+CHECKPOINT = "interrupted.txt"
+RESUME_STATE = "resume.json"
 SCHEMA_FILE = "schema.json"
 
 
@@ -90,7 +92,7 @@ class RoundLogger:
         record: dict[str, Any] = {"round": env.iteration + 1}
         for data_name, metric, value, _ in env.evaluation_result_list or []:
             record[f"{data_name}_{metric}"] = value
-        if self.run is not None:
+        if self.run is not None and len(record) > 1:
             self.run.log(record)
         self.bar.advance(1, **{k: v for k, v in record.items() if k != "round"})
 
@@ -104,8 +106,16 @@ def fit(
     early_stopping: int,
     run: Run | None = None,
     description: str = "boosting",
+    *,
+    phase: str = "fit",
+    init_model: Path | None = None,
+    already: int = 0,
 ) -> Any:
-    """One ``lightgbm.train`` with early stopping on ``valid`` (when there is one)."""
+    """One ``lightgbm.train`` with early stopping on ``valid`` (when there is one).
+
+    With ``run``, Ctrl-C saves the model so far and what is needed to continue it (``--resume``);
+    ``init_model`` (``already`` rounds in it) continues such a model for ``num_rounds`` more rounds.
+    """
     import lightgbm as lgb
 
     params = dict(params)
@@ -124,19 +134,31 @@ def fit(
                 valid_sets=valid_sets,
                 valid_names=["valid"],
                 callbacks=[logger],
+                init_model=str(init_model) if init_model else None,
             )
         except KeyboardInterrupt:
             if run is not None and logger.model is not None:
-                logger.model.save_model(str(run.checkpoints / "interrupted.txt"))
-                run.write_summary({"status": "interrupted", "rounds": logger.rounds})
+                done = logger.model.current_iteration()
+                with atomic_path(run.checkpoints / CHECKPOINT) as tmp:
+                    logger.model.save_model(str(tmp))
+                total = num_rounds + already
+                write_json(run.checkpoints / RESUME_STATE, {"phase": phase, "rounds_done": done,
+                                                            "rounds_total": total, "params": params})  # fmt: skip
+                run.write_summary({**run.read_summary(), "status": "interrupted", "rounds": done})
             raise
         except lgb.basic.LightGBMError as exc:
             raise DataError(f"LightGBM rejected the data or parameters: {exc}") from None
     return booster
 
 
-def train(cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None = None) -> dict[str, Any]:
-    """Train a model as ``cfg`` says and write the run directory; return what ``train`` prints."""
+def train(
+    cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
+) -> dict[str, Any]:
+    """Train a model as ``cfg`` says and write the run directory; return what ``train`` prints.
+
+    ``resume`` (a run interrupted with Ctrl-C) continues its saved model for the remaining rounds,
+    with the parameters it was trained with (tuning and cross-validation are not repeated).
+    """
     from mltoolkit.boost import tune as tuning
     from mltoolkit.boost.report import write_importance
 
@@ -150,32 +172,50 @@ def train(cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None =
     if cfg.valid:
         valid_table = read_data(cfg.valid)
         valid = prepare(valid_table, schema)
+    state = _resume_state(resume, runs_dir) if resume else None
     run_name = name or _default_name(cfg.data)
-    run, _ = start_run("boost", config_dict(cfg), name=run_name, runs_dir=runs_dir, device="cpu", seed=cfg.seed)
+    run, _ = start_run(
+        "boost", config_dict(cfg), name=run_name, runs_dir=runs_dir, resume=resume, device="cpu", seed=cfg.seed
+    )
     width = len(schema.features) or schema.sparse_width
     info(f"run: {run.path}  ({data.rows} rows, {width} features, {threads} threads)")
     result: dict[str, Any] = {"run_dir": str(run.path), "task": schema.task}
-    if cfg.cv:
+    if cfg.cv and state is None:
         result["cv"] = tuning.cross_validate(params, data, schema, cfg, seed)
     train_part, valid_part = data, valid
     if valid is None and cfg.valid_fraction > 0:
         train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
-    if cfg.tune:
+    if cfg.tune and state is None:
         params = tuning.search(params, train_part, valid_part, schema, cfg)
         result["tuned_params"] = {k: params[k] for k in tuning.SEARCHED if k in params}
     rounds = max(cfg.num_rounds, tuning.MAX_ROUNDS) if cfg.tune else cfg.num_rounds
-    booster = fit(params, train_part, valid_part, schema, rounds, cfg.early_stopping, run)
-    best_round = booster.best_iteration or booster.current_iteration()
-    valid_scores = _best_scores(booster)
-    if cfg.refit and valid is None and valid_part is not None and best_round > 0:
+    valid_scores: dict[str, float] = {}
+    if state is None or state["phase"] == "fit":
+        resumed = _continue_from(state, run, rounds)
+        params = state["params"] if state else params
+        booster = fit(
+            params, train_part, valid_part, schema, resumed["rounds"], cfg.early_stopping, run, **resumed["fit"]
+        )
+        best_round = booster.best_iteration or booster.current_iteration()
+        valid_scores = _best_scores(booster)
+    refit = cfg.refit and valid is None and valid_part is not None
+    if state is not None and state["phase"] == "refit":
+        params, best_round = state["params"], state["rounds_total"]
+        valid_scores = run.read_summary().get("valid", {})
+    if refit and best_round > 0:
         # The split only chose the number of rounds; the final model learns from every training row.
-        rounds = max(1, int(round(best_round * data.rows / train_part.rows)))
-        info(f"refit on all {data.rows} rows for {rounds} rounds (best round {best_round} on the split, scaled)")
+        if state is None or state["phase"] == "fit":
+            best_round = max(1, int(round(best_round * data.rows / train_part.rows)))
+            info(f"refit on all {data.rows} rows for {best_round} rounds (best round on the split, scaled)")
+            run.write_summary({"status": "refitting", "valid": valid_scores})
+        resumed = _continue_from(state if state and state["phase"] == "refit" else None, run, best_round)
         refit_params = {k: v for k, v in params.items() if k != "early_stopping_round"}
-        booster = fit(refit_params, data, None, schema, rounds, 0, None, "refit")
-        best_round = rounds
+        fit_args = dict(resumed["fit"], phase="refit")
+        booster = fit(refit_params, data, None, schema, resumed["rounds"], 0, run, "refit", **fit_args)
     with atomic_path(run.path / MODEL_FILE) as tmp:
         booster.save_model(str(tmp), num_iteration=best_round)
+    for leftover in (CHECKPOINT, RESUME_STATE):
+        (run.checkpoints / leftover).unlink(missing_ok=True)
     write_json(run.path / SCHEMA_FILE, schema.to_dict())
     importance = write_importance(booster, schema, run)
     headline_metric = HEADLINE[schema.task]
@@ -192,6 +232,29 @@ def train(cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None =
     run.write_summary(summary)
     result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
     return result
+
+
+def _resume_state(resume: str, runs_dir: str | Path) -> dict[str, Any]:
+    from mltoolkit.core.io import read_json
+    from mltoolkit.core.runs import resolve_run_dir
+
+    run_dir = resolve_run_dir(resume, runs_dir, "boost")
+    state_file = run_dir / "checkpoints" / RESUME_STATE
+    if not state_file.exists():
+        raise DataError(f"{run_dir}: nothing to resume (no interrupted model in checkpoints/)")
+    return read_json(state_file)
+
+
+def _continue_from(state: dict[str, Any] | None, run: Run, rounds: int) -> dict[str, Any]:
+    """Arguments for ``fit``: all ``rounds`` from scratch, or the rounds left after an interruption."""
+    if state is None:
+        return {"rounds": rounds, "fit": {}}
+    done = state["rounds_done"]
+    if state["phase"] == "fit":  # drop lines logged after the saved model's last round
+        run.rewrite_metrics([r for r in run.read_metrics() if r.get("round", 0) <= done])
+    info(f"resuming {run.path} at round {done} of {state['rounds_total']}")
+    fit_args = {"init_model": run.checkpoints / CHECKPOINT, "already": done}
+    return {"rounds": max(0, state["rounds_total"] - done), "fit": fit_args}
 
 
 def _lgb_name(metric: str) -> str:
