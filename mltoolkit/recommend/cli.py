@@ -71,7 +71,7 @@ def train_command(
     tune: Annotated[
         bool | None, typer.Option("--tune/--no-tune", help="Search hyperparameters on a validation split of train.")
     ] = None,
-    tune_trials: Annotated[int | None, typer.Option(help="Most trials --tune runs. [default: 60]")] = None,
+    tune_trials: Annotated[int | None, typer.Option(help="Most trials --tune runs. [default: 40]")] = None,
     tune_time: Annotated[float | None, typer.Option(help="Most seconds --tune searches. [default: 240]")] = None,
     k: Annotated[int | None, typer.Option("-k", help="Cut-off of the ranking metrics. [default: 10]")] = None,
     config: options.ConfigFile = None,

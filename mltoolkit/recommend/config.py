@@ -34,7 +34,7 @@ class RecommendConfig:
     split: Literal["random", "temporal"] = "random"
     refit: bool = True
     tune: bool = False
-    tune_trials: int = 60
+    tune_trials: int = 40
     tune_time: float = 240.0
     k: int = 10
     seed: int = 0

@@ -188,21 +188,21 @@ def _tune(
     if config.model not in tune.SEARCH_SPACES:
         warn(f"{config.model} has no hyperparameters to tune; fitting it as is")
         return config
-    fit_r, val_r, _ = split(train_r, train_times, config.test_fraction, config.split, config.seed + 1)
+    current = {key: getattr(config, key) for key in tune.SEARCH_SPACES[config.model](np.random.default_rng(0))}
+    offsets = (1,) if config.split == "temporal" else (1, 2)  # a temporal slice is the same for every seed
+    folds = [split(train_r, train_times, config.test_fraction, config.split, config.seed + o)[:2] for o in offsets]
     done = {}
     if resumed:
         records = [r for r in run.read_metrics() if r.get("phase") == "tune"]
         run.rewrite_metrics(records)  # drop the test lines of an interrupted run, keep its finished trials
-        done = {int(r["trial"]): float(r["val_ndcg"]) for r in records}
+        done = {int(r["trial"]): ({k: r[k] for k in current}, float(r["val_ndcg"])) for r in records}
         info(f"resuming the search: {len(done)} trials already done")
-    space_keys = set(tune.candidates(config.model, {}, 2, 0)[1])
-    current = {key: getattr(config, key) for key in space_keys}
 
     def evaluate(params: dict[str, Any]) -> float:
         trial = replace(config, **params)
-        return fit_and_score(trial, fit_r, val_r, threads, use_gpu)[2]["ndcg"]
+        return float(np.mean([fit_and_score(trial, fit, val, threads, use_gpu)[2]["ndcg"] for fit, val in folds]))
 
-    info(f"tuning {config.model}: up to {config.tune_trials} trials or {config.tune_time:g} s on a validation split")
+    info(f"tuning {config.model}: up to {config.tune_trials} trials or {config.tune_time:g} s on validation splits")
     best, score = tune.search(
         config.model, current, evaluate, trials=config.tune_trials, budget_s=config.tune_time, seed=config.seed,
         done=done, log=run.log,
