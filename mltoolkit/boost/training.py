@@ -182,36 +182,37 @@ def train(
     result: dict[str, Any] = {"run_dir": str(run.path), "task": schema.task}
     if cfg.cv and state is None:
         result["cv"] = tuning.cross_validate(params, data, schema, cfg, seed)
-    train_part, valid_part = data, valid
-    if valid is None and cfg.valid_fraction > 0:
-        train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
-    if cfg.tune and state is None:
-        params = tuning.search(params, train_part, valid_part, schema, cfg)
+    if state is not None and state["phase"] == "refit":  # interrupted in the final fit on all rows
+        params, best_round = state["params"], state["rounds_total"]
+        valid_scores = run.read_summary().get("valid", {})
+        booster = _fit_all(params, data, schema, best_round, run, state)
+    elif cfg.tune:
+        tuned = tuning.search(params, data, schema, cfg, seed)
+        params, valid_scores = tuned["params"], {f"cv_{k}": v for k, v in tuned["scores"].items()}
         result["tuned_params"] = {k: params[k] for k in tuning.SEARCHED if k in params}
-    rounds = max(cfg.num_rounds, tuning.MAX_ROUNDS) if cfg.tune else cfg.num_rounds
-    valid_scores: dict[str, float] = {}
-    if state is None or state["phase"] == "fit":
-        resumed = _continue_from(state, run, rounds)
+        for record in tuned["curve"]:
+            run.log(record)
+        best_round = max(1, round(tuned["round"] * tuning.TUNE_FOLDS / (tuning.TUNE_FOLDS - 1)))
+        info(f"final fit on all {data.rows} rows for {best_round} rounds (best CV round {tuned['round']}, scaled)")
+        run.write_summary({"status": "refitting", "valid": valid_scores})
+        booster = _fit_all(params, data, schema, best_round, run, None)
+    else:
+        train_part, valid_part = data, valid
+        if valid is None and cfg.valid_fraction > 0:
+            train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
+        resumed = _continue_from(state, run, cfg.num_rounds)
         params = state["params"] if state else params
         booster = fit(
             params, train_part, valid_part, schema, resumed["rounds"], cfg.early_stopping, run, **resumed["fit"]
         )
         best_round = booster.best_iteration or booster.current_iteration()
         valid_scores = _best_scores(booster)
-    refit = cfg.refit and valid is None and valid_part is not None
-    if state is not None and state["phase"] == "refit":
-        params, best_round = state["params"], state["rounds_total"]
-        valid_scores = run.read_summary().get("valid", {})
-    if refit and best_round > 0:
-        # The split only chose the number of rounds; the final model learns from every training row.
-        if state is None or state["phase"] == "fit":
-            best_round = max(1, int(round(best_round * data.rows / train_part.rows)))
+        if cfg.refit and valid is None and valid_part is not None and best_round > 0:
+            # The split only chose the number of rounds; the final model learns from every training row.
+            best_round = max(1, round(best_round * data.rows / train_part.rows))
             info(f"refit on all {data.rows} rows for {best_round} rounds (best round on the split, scaled)")
             run.write_summary({"status": "refitting", "valid": valid_scores})
-        resumed = _continue_from(state if state and state["phase"] == "refit" else None, run, best_round)
-        refit_params = {k: v for k, v in params.items() if k != "early_stopping_round"}
-        fit_args = dict(resumed["fit"], phase="refit")
-        booster = fit(refit_params, data, None, schema, resumed["rounds"], 0, run, "refit", **fit_args)
+            booster = _fit_all(params, data, schema, best_round, run, None)
     with atomic_path(run.path / MODEL_FILE) as tmp:
         booster.save_model(str(tmp), num_iteration=best_round)
     for leftover in (CHECKPOINT, RESUME_STATE):
@@ -232,6 +233,15 @@ def train(
     run.write_summary(summary)
     result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
     return result
+
+
+def _fit_all(
+    params: dict[str, Any], data: Prepared, schema: Schema, rounds: int, run: Run, state: dict[str, Any] | None
+) -> Any:
+    """The final model on every training row for a fixed number of rounds (continuing ``state`` if given)."""
+    resumed = _continue_from(state, run, rounds)
+    params = {k: v for k, v in params.items() if k != "early_stopping_round"}
+    return fit(params, data, None, schema, resumed["rounds"], 0, run, "refit", phase="refit", **resumed["fit"])
 
 
 def _resume_state(resume: str, runs_dir: str | Path) -> dict[str, Any]:
