@@ -1,0 +1,65 @@
+"""A trained classifier loaded back from a run directory or a checkpoint file, for evaluate and predict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltoolkit.core.checkpoint import load_checkpoint
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.runs import resolve_run
+from mltoolkit.transfer.data import Preprocessing
+
+if TYPE_CHECKING:
+    import torch
+
+TECHNIQUE = "transfer"
+
+
+@dataclass
+class Classifier:
+    model: torch.nn.Module
+    classes: list[str]
+    pre: Preprocessing
+    checkpoint: Path
+    run_dir: Path | None
+    config: dict[str, Any]
+    device: torch.device
+
+    @property
+    def amp(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def load_classifier(ref: str, runs_dir: str | Path, device: str = "auto") -> Classifier:
+    """``ref``: a run (its ``best.pt``) or a checkpoint file; the model is rebuilt without downloading."""
+    from mltoolkit.core.device import resolve_device
+    from mltoolkit.transfer.model import build_model
+
+    path = resolve_run(ref, runs_dir, TECHNIQUE)
+    if path.is_dir():
+        run_dir: Path | None = path
+        checkpoint = path / "checkpoints" / "best.pt"
+        if not checkpoint.exists():
+            raise DataError(f"{path}: no checkpoints/best.pt (did training finish an epoch?)")
+    else:
+        checkpoint = path
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    payload = load_checkpoint(checkpoint, TECHNIQUE)
+    state = payload["state"]
+    if "model" not in state or "classes" not in state:
+        raise DataError(f"{checkpoint}: holds training state only; use the run's checkpoints/best.pt")
+    torch_device = resolve_device(device)
+    model = build_model(state["model_name"], len(state["classes"]))
+    model.load_state_dict(state["model"])
+    model.to(torch_device).eval()
+    return Classifier(
+        model=model,
+        classes=list(state["classes"]),
+        pre=Preprocessing(**state["preprocessing"]),
+        checkpoint=checkpoint,
+        run_dir=run_dir,
+        config=payload.get("config", {}),
+        device=torch_device,
+    )

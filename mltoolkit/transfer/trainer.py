@@ -1,0 +1,542 @@
+"""``train()``: fine-tune a torchvision classifier, or train a new head on cached frozen features.
+
+The loop is the tutorial's ``train_model``: train an epoch, score the validation set, keep the best
+weights by validation accuracy and restore them at the end. Around it: a run directory, ``last.pt``
+every epoch for ``--resume``, early stopping, a schedule stepped per iteration, and in
+feature-extract mode a cache of the frozen backbone's features so that epochs after the first
+cost only the head (the tutorial recomputes the backbone every epoch).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
+from mltoolkit.core.config import config_dict
+from mltoolkit.core.console import info
+from mltoolkit.core.errors import DataError
+from mltoolkit.core.runs import Run, start_run
+from mltoolkit.transfer.config import TransferConfig
+from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
+
+if TYPE_CHECKING:
+    import torch
+
+TECHNIQUE = "transfer"
+
+
+def check_config(cfg: TransferConfig) -> None:
+    """Reject values no run could use before anything is loaded."""
+    if not cfg.data:
+        raise DataError("no data folder: pass --data DIR (DIR/train/<class>/*, DIR/val/<class>/* or DIR/<class>/*)")
+    positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "views": cfg.views, "step_size": cfg.step_size}
+    for key, value in positive.items():
+        if value < 1:
+            raise DataError(f"--{key.replace('_', '-')} must be at least 1 (got {value})")
+    if cfg.lr <= 0:
+        raise DataError(f"--lr must be positive (got {cfg.lr})")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise DataError(f"--label-smoothing must be in [0, 1) (got {cfg.label_smoothing})")
+    if cfg.patience < 0 or cfg.warmup_epochs < 0 or cfg.weight_decay < 0:
+        raise DataError("--patience, --warmup-epochs and --weight-decay must not be negative")
+
+
+def default_run_name(cfg: TransferConfig) -> str:
+    data = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(cfg.data).resolve().name).strip("-.") or "data"
+    return f"{cfg.model}-{data}" + ("-fe" if cfg.mode == "feature-extract" else "")
+
+
+def train(
+    cfg: TransferConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
+) -> dict[str, Any]:
+    """Train as ``cfg`` says, write a run directory, return the headline result (also in summary.json)."""
+    import torch
+
+    from mltoolkit.core.device import dataloader_workers, resolve_device, seed_everything, set_threads
+    from mltoolkit.core.weights import parse_weights
+    from mltoolkit.transfer.data import check_images, find_splits, preprocessing_for
+    from mltoolkit.transfer.model import build_model, find_head, freeze_backbone, head_is_last, load_weights
+
+    check_config(cfg)
+    started = time.perf_counter()
+    threads = set_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    if device.type == "cuda" and not cfg.deterministic:
+        torch.backends.cudnn.benchmark = True
+
+    splits = find_splits(cfg.data, cfg.val_fraction, cfg.seed)
+    train_samples = check_images(splits.train, cfg.strict)
+    val_samples = check_images(splits.val, cfg.strict)
+    for split, samples in (("training", train_samples), ("validation", val_samples)):
+        if not samples:
+            raise DataError(f"{cfg.data}: no readable {split} images")
+    source = parse_weights(cfg.model, cfg.weights)
+    pre = preprocessing_for(cfg.model, source, cfg.image_size)
+    model = build_model(cfg.model, len(splits.classes))
+    head_name, head = find_head(model, len(splits.classes))
+    load_weights(model, source, head_name)  # a failed download is exit 4 before any run directory exists
+    feature_mode = cfg.mode == "feature-extract"
+    if feature_mode:
+        if not head_is_last(model, head, pre.crop_size):
+            raise DataError(f"{cfg.model}: its final layer is not its last operation; use --mode finetune")
+        freeze_backbone(model, head)
+
+    run, resumed = start_run(
+        TECHNIQUE,
+        config_dict(cfg),
+        name=name or default_run_name(cfg),
+        runs_dir=runs_dir,
+        resume=resume,
+        device=str(device),
+        seed=cfg.seed,
+    )
+    info(
+        f"transfer: {cfg.model} ({cfg.mode}, weights {cfg.weights}) on {len(splits.classes)} classes, "
+        f"{len(train_samples)} train / {len(val_samples)} val images ({splits.layout}), "
+        f"{pre.crop_size}px, {device}, {threads} threads -> {run.path}"
+    )
+    context = Context(cfg, device, workers=dataloader_workers(cfg.workers), pre=pre, classes=splits.classes)
+    learner_cls = HeadLearner if feature_mode else FinetuneLearner
+    learner = learner_cls(context, model, head, train_samples, val_samples)
+    return fit(learner, run, resumed, started)
+
+
+class Context:
+    """What both learners share: the config, device, preprocessing and the bad-file reporter."""
+
+    def __init__(
+        self, cfg: TransferConfig, device: torch.device, *, workers: int, pre: Preprocessing, classes: list[str]
+    ) -> None:
+        self.cfg, self.device, self.workers, self.pre, self.classes = cfg, device, workers, pre, classes
+        self.amp = cfg.amp and device.type == "cuda"
+        self.channels_last = cfg.channels_last and device.type == "cuda"
+        self._reported: set[str] = set()
+
+    def bad_reporter(self, samples: list[Sample]) -> Any:
+        def report(indices: list[int]) -> None:
+            for index in indices:
+                path = samples[index][0]
+                if path not in self._reported:
+                    self._reported.add(path)
+                    report_bad_image(path, "cannot be decoded", self.cfg.strict)
+
+        return report
+
+    def inference_state(self, model: torch.nn.Module, **extra: Any) -> dict[str, Any]:
+        """All that evaluate and predict need: weights, classes, preprocessing, architecture."""
+        return {
+            "model": model.state_dict(),
+            "model_name": self.cfg.model,
+            "classes": self.classes,
+            "preprocessing": self.pre.to_dict(),
+            **extra,
+        }
+
+    def optimizer(self, parameters: Any) -> torch.optim.Optimizer:
+        import torch
+
+        cfg = self.cfg
+        if cfg.optimizer == "sgd":
+            return torch.optim.SGD(parameters, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
+        from mltoolkit.core.training import make_scheduler
+
+        cfg = self.cfg
+        return make_scheduler(
+            cfg.schedule,
+            optimizer,
+            epochs=cfg.epochs,
+            steps_per_epoch=steps_per_epoch,
+            warmup_epochs=cfg.warmup_epochs,
+            step_size=cfg.step_size,
+            gamma=cfg.gamma,
+        )
+
+    def epoch_generator(self, epoch: int) -> torch.Generator:
+        """Shuffling drawn from (seed, epoch): a resumed run shuffles as the uninterrupted one would."""
+        import torch
+
+        generator = torch.Generator()
+        generator.manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        return generator
+
+
+def class_balance_weights(samples: list[Sample], classes: int) -> torch.Tensor:
+    """Per-sample weights 1 / (images of its class): each class drawn equally often by ``--balance``."""
+    import torch
+
+    labels = torch.tensor([label for _, label in samples])
+    counts = torch.bincount(labels, minlength=classes).clamp(min=1).float()
+    return (1.0 / counts)[labels]
+
+
+class FinetuneLearner:
+    """Every layer trains; images are decoded and augmented each epoch by DataLoader workers."""
+
+    def __init__(
+        self, ctx: Context, model: torch.nn.Module, head: torch.nn.Module, train: list[Sample], val: list[Sample]
+    ) -> None:
+        import torch
+
+        from mltoolkit.core.training import grad_scaler
+        from mltoolkit.transfer.data import ImageDataset, eval_transform, make_loader, train_transform
+
+        cfg = ctx.cfg
+        self.ctx = ctx
+        self.model = model.to(ctx.device, memory_format=torch.channels_last if ctx.channels_last else None)
+        self.generator = torch.Generator()
+        sampler = None
+        if cfg.balance:
+            weights = class_balance_weights(train, len(ctx.classes))
+            sampler = torch.utils.data.WeightedRandomSampler(weights, len(train), generator=self.generator)
+        transform = train_transform(ctx.pre, cfg.resolved_augment())
+        loader = make_loader(
+            ImageDataset(train, transform),
+            batch_size=cfg.batch_size,
+            workers=ctx.workers,
+            device=ctx.device,
+            shuffle=True,
+            sampler=sampler,
+            generator=self.generator,
+        )
+        self.train_loader, self.train_samples = loader, train
+        self.val_loader = make_loader(
+            ImageDataset(val, eval_transform(ctx.pre)),
+            batch_size=cfg.batch_size,
+            workers=ctx.workers,
+            device=ctx.device,
+        )
+        self.val_samples = val
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.optimizer = ctx.optimizer(self.model.parameters())
+        self.scheduler = ctx.scheduler(self.optimizer, len(loader))
+        self.scaler = grad_scaler(ctx.device, ctx.amp)
+        self.best: dict[str, torch.Tensor] | None = None
+        self.best_on_disk = True
+
+    def train_epoch(self, epoch: int) -> Any:
+        from mltoolkit.transfer.engine import train_epoch
+
+        self.generator.set_state(self.ctx.epoch_generator(epoch).get_state())
+        return train_epoch(
+            self.model,
+            self.train_loader,
+            criterion=self.criterion,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            device=self.ctx.device,
+            amp=self.ctx.amp,
+            channels_last=self.ctx.channels_last,
+            on_bad=self.ctx.bad_reporter(self.train_samples),
+            description=f"epoch {epoch}/{self.ctx.cfg.epochs}",
+            total=len(self.train_samples),
+        )
+
+    def validate(self) -> tuple[float, float, int]:
+        from mltoolkit.transfer.engine import validate
+
+        return validate(
+            self.model,
+            self.val_loader,
+            criterion=self.criterion,
+            device=self.ctx.device,
+            amp=self.ctx.amp,
+            channels_last=self.ctx.channels_last,
+            on_bad=self.ctx.bad_reporter(self.val_samples),
+        )
+
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "weights": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_training_state(self, state: dict[str, Any], run: Run) -> None:
+        self.model.load_state_dict(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        best = run.checkpoints / "best.pt"
+        if best.exists():
+            self.best = load_checkpoint(best, TECHNIQUE)["state"]["model"]
+
+    def keep_best(self) -> None:
+        self.best = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def restore_best(self) -> torch.nn.Module:
+        if self.best is not None:
+            self.model.load_state_dict(self.best)
+        return self.model
+
+
+class HeadLearner:
+    """The backbone is frozen: its features are computed once (epoch 1) and only the head trains.
+
+    Features are taken in eval mode (BatchNorm running statistics, no dropout): a frozen backbone is
+    then a fixed function and caching it is exact. With ``--augment basic|strong`` the cache holds
+    ``--views`` augmented views of each training image and every epoch draws one view per image.
+    """
+
+    def __init__(
+        self, ctx: Context, model: torch.nn.Module, head: torch.nn.Module, train: list[Sample], val: list[Sample]
+    ) -> None:
+        import torch
+
+        from mltoolkit.core.training import grad_scaler
+
+        cfg = ctx.cfg
+        self.ctx, self.model, self.head = ctx, model.to(ctx.device), head
+        self.train_samples, self.val_samples = train, val
+        self.augment = cfg.resolved_augment()
+        self.views = cfg.views if self.augment != "none" else 1
+        self.train_features: torch.Tensor | None = None  # [views, N, D]
+        self.val_features: torch.Tensor | None = None
+        self.train_labels = torch.tensor([label for _, label in train])
+        self.val_labels = torch.tensor([label for _, label in val])
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.optimizer = ctx.optimizer(self.head.parameters())
+        self.scheduler = ctx.scheduler(self.optimizer, math.ceil(len(train) / cfg.batch_size))
+        self.scaler = grad_scaler(ctx.device, False)  # the head is one small layer: fp32
+        self.best: dict[str, torch.Tensor] | None = None
+        self.best_on_disk = False
+
+    def _extract(self, samples: list[Sample], transform: Any, description: str) -> tuple[torch.Tensor, torch.Tensor]:
+        from mltoolkit.transfer.data import ImageDataset, make_loader
+        from mltoolkit.transfer.engine import extract_features
+
+        loader = make_loader(
+            ImageDataset(samples, transform),
+            batch_size=self.ctx.cfg.batch_size,
+            workers=self.ctx.workers,
+            device=self.ctx.device,
+        )
+        return extract_features(
+            self.model,
+            self.head,
+            loader,
+            size=len(samples),
+            device=self.ctx.device,
+            amp=self.ctx.amp,
+            channels_last=self.ctx.channels_last,
+            on_bad=self.ctx.bad_reporter(samples),
+            description=description,
+        )
+
+    def _cache_train(self) -> None:
+        import torch
+
+        from mltoolkit.transfer.data import train_transform
+
+        transform = train_transform(self.ctx.pre, self.augment)
+        views, masks = [], []
+        for view in range(self.views):
+            features, ok = self._extract(self.train_samples, transform, f"features, view {view + 1}/{self.views}")
+            views.append(features)
+            masks.append(ok)
+        self.train_features = torch.stack(views)
+        self.train_ok = torch.stack(masks).all(0)
+
+    def _batches(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, views: Any) -> Any:
+        """Batches in the shape ``engine`` expects: ``(x, y, indices, bad)``."""
+        size = self.ctx.cfg.batch_size
+        for start in range(0, len(order), size):
+            index = order[start : start + size]
+            x = features[index] if views is None else features[views[index], index]
+            yield x, labels[index], index, []
+
+    def train_epoch(self, epoch: int) -> Any:
+        import torch
+
+        from mltoolkit.transfer.engine import train_epoch
+
+        if self.train_features is None:
+            self._cache_train()
+        generator = self.ctx.epoch_generator(epoch)
+        usable = self.train_ok.nonzero().flatten()
+        if self.ctx.cfg.balance:
+            weights = class_balance_weights([self.train_samples[i] for i in usable.tolist()], len(self.ctx.classes))
+            order = usable[torch.multinomial(weights, len(usable), replacement=True, generator=generator)]
+        else:
+            order = usable[torch.randperm(len(usable), generator=generator)]
+        views = torch.randint(self.views, (len(self.train_samples),), generator=generator)
+        return train_epoch(
+            self.head,
+            self._batches(self.train_features, self.train_labels, order, views),  # type: ignore[arg-type]
+            criterion=self.criterion,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            device=self.ctx.device,
+            amp=False,
+            channels_last=False,
+            on_bad=lambda _: None,
+            description=f"epoch {epoch}/{self.ctx.cfg.epochs} (head)",
+            total=len(order),
+        )
+
+    def validate(self) -> tuple[float, float, int]:
+        from mltoolkit.transfer.data import eval_transform
+        from mltoolkit.transfer.engine import validate
+
+        if self.val_features is None:
+            self.val_features, self.val_ok = self._extract(
+                self.val_samples, eval_transform(self.ctx.pre), "features, val"
+            )
+        order = self.val_ok.nonzero().flatten()
+        return validate(
+            self.head,
+            self._batches(self.val_features, self.val_labels, order, None),
+            criterion=self.criterion,
+            device=self.ctx.device,
+            amp=False,
+            channels_last=False,
+            on_bad=lambda _: None,
+        )
+
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "head": self.head.state_dict(),
+            "best_head": self.best,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_training_state(self, state: dict[str, Any], run: Run) -> None:
+        self.head.load_state_dict(state["head"])
+        self.best = state["best_head"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def keep_best(self) -> None:
+        self.best = {k: v.detach().clone() for k, v in self.head.state_dict().items()}
+
+    def restore_best(self) -> torch.nn.Module:
+        if self.best is not None:
+            self.head.load_state_dict(self.best)
+        return self.model
+
+
+Learner = FinetuneLearner | HeadLearner
+
+
+def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, Any]:
+    """The epoch loop shared by both modes: train, validate, keep the best, checkpoint, stop early."""
+    from mltoolkit.core.plots import plot_curves
+    from mltoolkit.core.training import EarlyStopping, rng_state, set_rng_state
+
+    ctx, cfg = learner.ctx, learner.ctx.cfg
+    stopper = EarlyStopping(cfg.patience, "max")
+    start_epoch, best_epoch, records = 0, 0, []
+    last_path, best_path = run.checkpoints / "last.pt", run.checkpoints / "best.pt"
+    if resumed:
+        if not last_path.exists():
+            raise DataError(f"{run.path}: nothing to resume (no checkpoints/last.pt)")
+        state = load_checkpoint(last_path, TECHNIQUE)["state"]
+        learner.load_training_state(state["training"], run)
+        stopper.load_state_dict(state["early_stopping"])
+        set_rng_state(state["rng"])
+        start_epoch, best_epoch = state["epoch"], state["best_epoch"]
+        records = [r for r in run.read_metrics() if r.get("epoch", 0) <= start_epoch]
+        run.rewrite_metrics(records)
+        info(f"resuming {run.path} after epoch {start_epoch}")
+
+    def save_best() -> None:
+        model = learner.restore_best()
+        save_checkpoint(
+            best_path,
+            technique=TECHNIQUE,
+            config=config_dict(cfg),
+            state=ctx.inference_state(model, epoch=best_epoch, val_acc=stopper.best),
+            metrics=next((r for r in records if r["epoch"] == best_epoch), {}),
+        )
+
+    def summary(status: str) -> dict[str, Any]:
+        best = next((r for r in records if r["epoch"] == best_epoch), None)
+        return {
+            "status": status,
+            "headline": {"metric": "val_acc", "value": stopper.best},
+            "best": best,
+            "final": records[-1] if records else None,
+            "epochs_run": len(records),
+            "wall_time_s": round(time.perf_counter() - started, 2),
+            "best_checkpoint": str(best_path) if best_path.exists() else None,
+        }
+
+    try:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            epoch_start = time.perf_counter()
+            stats = learner.train_epoch(epoch)
+            val_loss, val_acc, _ = learner.validate()
+            if stopper.improved(val_acc):
+                best_epoch = epoch
+                learner.keep_best()
+            record = {
+                "epoch": epoch,
+                "train_loss": stats.loss,
+                "train_acc": stats.accuracy,
+                "val_loss": val_loss,
+                "val_acc": val_acc,
+                "lr": learner.optimizer.param_groups[0]["lr"],
+                "train_images_per_s": round(stats.images_per_s, 2),
+                "epoch_time_s": round(time.perf_counter() - epoch_start, 3),
+            }
+            records.append(record)
+            if best_epoch == epoch and learner.best_on_disk:
+                save_best()
+            save_checkpoint(
+                last_path,
+                technique=TECHNIQUE,
+                config=config_dict(cfg),
+                state={
+                    "epoch": epoch,
+                    "best_epoch": best_epoch,
+                    "training": learner.training_state(),
+                    "early_stopping": stopper.state_dict(),
+                    "rng": rng_state(),
+                },
+                metrics=record,
+            )
+            run.log(record)
+            info(
+                f"epoch {epoch}/{cfg.epochs}  train loss {stats.loss:.4f} acc {stats.accuracy:.4f}  "
+                f"val loss {val_loss:.4f} acc {val_acc:.4f}  {stats.images_per_s:.1f} img/s  "
+                f"{record['epoch_time_s']:.1f}s" + ("  *best*" if best_epoch == epoch else "")
+            )
+            if stopper.should_stop:
+                info(f"early stop: val_acc has not improved for {cfg.patience} epochs")
+                break
+    except KeyboardInterrupt:
+        if not learner.best_on_disk and learner.best is not None:
+            save_best()
+        run.write_summary(summary("interrupted"))
+        raise
+    if not learner.best_on_disk or not best_path.exists():
+        save_best()
+    learner.restore_best()
+    plot_curves(
+        run.plots / "curves.png",
+        records,
+        "epoch",
+        [["train_loss", "val_loss"], ["train_acc", "val_acc"]],
+        title=f"{cfg.model} ({cfg.mode})",
+    )
+    result = summary("completed")
+    run.write_summary(result)
+    return {
+        "run_dir": str(run.path),
+        "best_val_acc": stopper.best,
+        "best_epoch": best_epoch,
+        "final_val_acc": records[-1]["val_acc"] if records else None,
+        "epochs_run": len(records),
+        "wall_time_s": result["wall_time_s"],
+    }
