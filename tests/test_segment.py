@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import CliResult, fails, ok
 
-FAST = ["--size", "64x64", "--batch-size", "4", "--threads", "1", "--quiet"]
+FAST = ["--size", "64x64", "--batch-size", "4", "--threads", "1", "--workers", "0", "--quiet"]
 
 
 def invoke(*arguments) -> CliResult:
@@ -240,3 +240,10 @@ def test_bad_options_are_one_line_errors(tmp_path, broken):
     fails(invoke("segment", "train", data, *flags, "--weights-backbone", "missing.pth"), 3, "missing.pth")
     fails(invoke("segment", "train", data, *flags, "--device", "cuda"), 4, "CUDA")
     fails(invoke("segment", "evaluate", "nope", "--runs-dir", tmp_path), 3, "nope")
+
+
+def test_time_budget_stops_on_time(broken):
+    data, flags = broken
+    result = ok(invoke("segment", "train", data, *flags, "--epochs", "50", "--time-budget", "0.05")).json()
+    assert 1 <= result["epochs"] < 50  # 3 s: the plan shrinks to what fits, and the run still completes
+    assert result["best_val_miou"] is not None

@@ -82,7 +82,7 @@ def train_command(
     class_weights: Annotated[
         str | None,
         _opt(
-            "none, auto (from training pixel counts) or one weight per class, comma-separated. [default: none]",
+            "none, auto (from training pixel counts) or one weight per class, comma-separated. [default: auto]",
             "--class-weights",
         ),
     ] = None,
@@ -105,7 +105,8 @@ def train_command(
         bool | None, _opt("Keep decoded, resized images in memory. [default: when under 2 GB]", "--cache/--no-cache")
     ] = None,
     workers: Annotated[
-        int | None, _opt("DataLoader workers. [default: 0 with --cache, else spare cores]", "--workers")
+        int | None,
+        _opt("DataLoader worker processes (augmentation runs there). [default: one per spare core]", "--workers"),
     ] = None,
     amp: Annotated[bool | None, _opt("fp16 autocast on CUDA. [default: on]", "--amp/--no-amp")] = None,
     channels_last: Annotated[

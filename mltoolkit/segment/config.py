@@ -48,13 +48,13 @@ class SegmentConfig:
     schedule: Schedule = "poly"
     warmup_epochs: float = 1.0
     loss: Loss = "ce"
-    class_weights: str = "none"  # none | auto (inverse sqrt frequency) | comma-separated list
+    class_weights: str = "auto"  # none | auto (sqrt of median-frequency balancing) | comma-separated list
     aux_loss: bool | None = None  # None: on for FCN/DeepLab (weight 0.5), lraspp has no aux head
     bn_momentum: float = 0.1  # torchvision's MobileNetV3 uses 0.01, which collapsed short runs in eval mode
     ignore_index: int | None = None  # None: 255, or one past the last class in the SegNet/CamVid layout
     classes: str | None = None  # comma-separated names or a classes file; default: classes.json/.txt in the data
     cache: bool | None = None  # None: keep decoded, resized images in memory when they fit in 2 GB
-    workers: int | None = None  # None: 0 with the cache, else one per spare core
+    workers: int | None = None  # None: one per spare core (augmentation runs beside the training step)
     amp: bool = True  # fp16 autocast on CUDA only
     channels_last: bool = False
     patience: int = 0  # early stopping on val mIoU (0 = off)

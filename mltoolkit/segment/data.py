@@ -319,20 +319,27 @@ def load_split(
     num_classes: int,
     ignore_index: int,
     cache_size: tuple[int, int] | None,
+    threads: int = 1,
 ) -> Split:
     """Read and check every mask (size, values) and count class pixels; with ``cache_size`` also keep
-    the image and mask decoded and resized to it."""
-    counts = np.zeros(num_classes, dtype=np.int64)
-    images, masks = ([], []) if cache_size is not None else (None, None)
-    for image_path, mask_path in pairs:
+    the image and mask decoded and resized to it. ``threads`` decode in parallel (PIL releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def load(pair: tuple[Path, Path]) -> tuple[np.ndarray, Any]:
+        image_path, mask_path = pair
         mask = read_mask(mask_path, classes, ignore_index)
         check_size(mask, mask_path, image_path)
-        counts += check_values(mask, mask_path, num_classes, ignore_index)
-        if cache_size is not None:
-            image, target = resize_pair(open_image(image_path).convert("RGB"), mask, cache_size)
-            images.append(image)
-            masks.append(target)
-    return Split(pairs, counts, images, masks)
+        counts = check_values(mask, mask_path, num_classes, ignore_index)
+        if cache_size is None:
+            return counts, None
+        return counts, resize_pair(open_image(image_path).convert("RGB"), mask, cache_size)
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        loaded = list(pool.map(load, pairs))  # in order: the first bad file in sorted order is the one named
+    counts = np.sum([c for c, _ in loaded], axis=0) if loaded else np.zeros(num_classes, dtype=np.int64)
+    if cache_size is None:
+        return Split(pairs, counts)
+    return Split(pairs, counts, [r[0] for _, r in loaded], [r[1] for _, r in loaded])
 
 
 def resize_pair(image: Image.Image, mask: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:

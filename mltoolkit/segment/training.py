@@ -40,7 +40,7 @@ from mltoolkit.segment.model import build_model, normalization, uses_aux
 
 TECHNIQUE = "segment"
 DEFAULT_EPOCHS = 30
-FINAL_RESERVE_S = 3.0  # time kept back from --time-budget for plots and the summary
+FINAL_RESERVE_S = 5.0  # time kept back from --time-budget for plots and the summary
 
 
 def prepare_classes(layout: D.Layout, config: SegmentConfig) -> tuple[D.Classes, int]:
@@ -72,7 +72,7 @@ def resolve(
         weight_decay=resolved_weight_decay(config),
         aux_loss=uses_aux(config),
         cache=cache,
-        workers=config.workers if config.workers is not None else (0 if cache else dataloader_workers(None)),
+        workers=config.workers if config.workers is not None else dataloader_workers(None),
         classes=config.classes,
     )
 
@@ -83,7 +83,7 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
     check_config(config)
     import torch
 
-    set_threads(config.threads or None)
+    threads = set_threads(config.threads or None)
     device = resolve_device(config.device)
     seed_everything(config.seed, config.deterministic)
     size = parse_size(config.size)
@@ -103,9 +103,16 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
         f"reading {len(train_pairs)} training and {len(val_pairs)} validation pairs from {layout.root} ({layout.kind})"
     )
     train_split = D.load_split(
-        train_pairs, classes, len(classes), ignore, D.base_size(size, config.scale) if config.cache else None
+        train_pairs,
+        classes,
+        len(classes),
+        ignore,
+        D.base_size(size, config.scale) if config.cache else None,
+        threads + config.workers,
     )
-    val_split = D.load_split(val_pairs, classes, len(classes), ignore, size if config.cache else None)
+    val_split = D.load_split(
+        val_pairs, classes, len(classes), ignore, size if config.cache else None, threads + config.workers
+    )
     if len(train_pairs) < config.batch_size:
         raise DataError(
             f"{layout.root}: {len(train_pairs)} training images, fewer than --batch-size {config.batch_size}"
@@ -121,6 +128,8 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
     train_loader = torch.utils.data.DataLoader(
         train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args
     )
+    if config.cache:  # cached validation images need no decoding: no worker processes to feed them
+        loader_args = {"num_workers": 0, "pin_memory": device.type == "cuda"}
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, **loader_args)
 
     model = build_model(config, len(classes), pretrained=resume is None).to(device)
@@ -351,7 +360,7 @@ def _finish_plots(run: Run, model, val_split, classes, config, device, size, mea
     examples = []
     dataset = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False)
     with torch.inference_mode():
-        for index in range(min(4, len(dataset))):
+        for index in sorted({round(i * (len(dataset) - 1) / 3) for i in range(4)}):
             image, mask = dataset[index]
             logits = model(image[None].to(device, memory_format=memory_format))["out"]
             shown = (image * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)).clamp(0, 1)
