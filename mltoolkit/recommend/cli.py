@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 Data = Annotated[str, typer.Argument(help="Ratings table: CSV, TSV, Parquet or JSON lines, or - for stdin.")]
-_MODEL_HELP = "als, bpr, cosine, bm25, tfidf (implicit's item-item kNN), ease or popularity. [default: als]"
+_MODEL_HELP = "als, bpr, cosine, bm25, tfidf (implicit's item-item kNN), ease or popularity. \\[default: als]"
 
 
 def _split_list(value: str | None) -> list[str] | None:
@@ -30,16 +30,20 @@ def _split_list(value: str | None) -> list[str] | None:
 def train_command(
     data: Data,
     model: Annotated[str | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
-    factors: Annotated[int | None, typer.Option(help="Latent factors (als, bpr). [default: als 32, bpr 64]")] = None,
+    factors: Annotated[int | None, typer.Option(help="Latent factors (als, bpr). \\[default: als 32, bpr 64]")] = None,
     regularization: Annotated[
-        float | None, typer.Option(help="L2 regularization (als, bpr). [default: als 30, bpr 0.01]")
+        float | None, typer.Option(help="L2 regularization (als, bpr). \\[default: als 30, bpr 0.01]")
     ] = None,
-    iterations: Annotated[int | None, typer.Option(help="Passes over the data (als, bpr). [default: 15, 100]")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="SGD learning rate (bpr). [default: 0.01]")] = None,
-    neighbours: Annotated[int | None, typer.Option(help="Neighbours kept per item (kNN). [default: 20]")] = None,
-    bm25_k1: Annotated[float | None, typer.Option(help="BM25 K1 (bm25). [default: 1.2]")] = None,
-    bm25_b: Annotated[float | None, typer.Option(help="BM25 B (bm25). [default: 0.75]")] = None,
-    ease_lambda: Annotated[float | None, typer.Option(help="L2 weight of EASE's solve (ease). [default: 500]")] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Passes over the data (als, bpr). \\[default: 15, 100]")
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="SGD learning rate (bpr). \\[default: 0.01]")] = None,
+    neighbours: Annotated[int | None, typer.Option(help="Neighbours kept per item (kNN). \\[default: 20]")] = None,
+    bm25_k1: Annotated[float | None, typer.Option(help="BM25 K1 (bm25). \\[default: 1.2]")] = None,
+    bm25_b: Annotated[float | None, typer.Option(help="BM25 B (bm25). \\[default: 0.75]")] = None,
+    ease_lambda: Annotated[
+        float | None, typer.Option(help="L2 weight of EASE's solve (ease). \\[default: 500]")
+    ] = None,
     confidence: Annotated[
         str | None,
         typer.Option(
@@ -47,33 +51,33 @@ def train_command(
             "[default: linear]"
         ),
     ] = None,  # fmt: skip
-    alpha: Annotated[float | None, typer.Option(help="Confidence scale. [default: 1.0]")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Confidence scale. \\[default: 1.0]")] = None,
     min_rating: Annotated[float | None, typer.Option(help="Drop ratings below this before anything else.")] = None,
     duplicates: Annotated[
-        str | None, typer.Option(help="Repeated (user, item) pairs: sum or last (latest time). [default: sum]")
+        str | None, typer.Option(help="Repeated (user, item) pairs: sum or last (latest time). \\[default: sum]")
     ] = None,
-    user_col: Annotated[str | None, typer.Option(help="User column. [default: user, user_id, userId...]")] = None,
-    item_col: Annotated[str | None, typer.Option(help="Item column. [default: item, item_id, movieId...]")] = None,
+    user_col: Annotated[str | None, typer.Option(help="User column. \\[default: user, user_id, userId...]")] = None,
+    item_col: Annotated[str | None, typer.Option(help="Item column. \\[default: item, item_id, movieId...]")] = None,
     rating_col: Annotated[str | None, typer.Option(help="Rating column (none found: every row is 1).")] = None,
     time_col: Annotated[str | None, typer.Option(help="Timestamp column (for --split temporal).")] = None,
     columns: Annotated[
         str | None, typer.Option(help="Names for a headerless file, e.g. user,item,rating,timestamp.")
     ] = None,
     test_fraction: Annotated[
-        float | None, typer.Option(help="Share of interactions held out for testing; 0 = none. [default: 0.2]")
+        float | None, typer.Option(help="Share of interactions held out for testing; 0 = none. \\[default: 0.2]")
     ] = None,
     split: Annotated[
-        str | None, typer.Option(help="random (per interaction) or temporal (each user's latest). [default: random]")
+        str | None, typer.Option(help="random (per interaction) or temporal (each user's latest). \\[default: random]")
     ] = None,
     refit: Annotated[
-        bool | None, typer.Option("--refit/--no-refit", help="Refit on all data for serving. [default: refit]")
+        bool | None, typer.Option("--refit/--no-refit", help="Refit on all data for serving. \\[default: refit]")
     ] = None,
     tune: Annotated[
         bool | None, typer.Option("--tune/--no-tune", help="Search hyperparameters on a validation split of train.")
     ] = None,
-    tune_trials: Annotated[int | None, typer.Option(help="Most trials --tune runs. [default: 40]")] = None,
-    tune_time: Annotated[float | None, typer.Option(help="Most seconds --tune searches. [default: 240]")] = None,
-    k: Annotated[int | None, typer.Option("-k", help="Cut-off of the ranking metrics. [default: 10]")] = None,
+    tune_trials: Annotated[int | None, typer.Option(help="Most trials --tune runs. \\[default: 40]")] = None,
+    tune_time: Annotated[float | None, typer.Option(help="Most seconds --tune searches. \\[default: 240]")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="Cut-off of the ranking metrics. \\[default: 10]")] = None,
     config: options.ConfigFile = None,
     device: options.Device = None,
     seed: options.Seed = None,
@@ -114,7 +118,7 @@ def evaluate_command(
     data: Annotated[
         str | None, typer.Argument(help="Interactions to score on (default: the run's held-out split).")
     ] = None,
-    k: Annotated[int | None, typer.Option("-k", help="Cut-off. [default: the run's, 10]")] = None,
+    k: Annotated[int | None, typer.Option("-k", help="Cut-off. \\[default: the run's, 10]")] = None,
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),
     fmt: options.ResultFormat = "auto",
@@ -139,7 +143,7 @@ def evaluate_command(
 def predict_command(
     run: options.RunRef,
     users_file: Annotated[
-        str | None, typer.Argument(help="File of user ids, one a line, or - for stdin. [default: every user]")
+        str | None, typer.Argument(help="File of user ids, one a line, or - for stdin. \\[default: every user]")
     ] = None,
     users: Annotated[str | None, typer.Option("--users", help="Comma-separated user ids.")] = None,
     n: Annotated[int, typer.Option("-n", help="Recommendations per user.")] = 10,
