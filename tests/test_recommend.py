@@ -242,3 +242,27 @@ def test_movielens_defaults_reach_target(mltk, tmp_path):
     """The issue's quality bar: default settings, implicit's split (seed 42), NDCG@10 >= 0.42."""
     summary = ok(mltk("recommend", "fit", MOVIELENS, "--seed", "42", "--no-refit", "--runs-dir", tmp_path, "-q")).json()
     assert summary["headline"]["value"] >= 0.42
+
+
+def test_interrupted_tune_is_marked_and_resumes(mltk, ratings_file, tmp_path, monkeypatch):
+    from mltoolkit.recommend import training
+
+    real, calls = training.fit_and_score, []
+
+    def interrupt_on_fifth(*a, **k):  # trials fit two validation folds each: the 5th call is trial 2
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(training, "fit_and_score", interrupt_on_fifth)
+    common = ["--runs-dir", tmp_path, "-m", "ease", "--tune", "--tune-trials", "4", "--name", "i"]
+    fails(mltk("recommend", "fit", ratings_file, *common, "-q"), 130, "interrupted")
+    run = tmp_path / "recommend" / "i"
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(training, "fit_and_score", real)
+    result = ok(mltk("recommend", "fit", ratings_file, *common, "--resume", run))
+    assert "2 trials already done" in result.stderr
+    trials = [json.loads(x)["trial"] for x in (run / "metrics.jsonl").read_text().splitlines() if '"tune"' in x]
+    assert trials == [0, 1, 2, 3]
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"

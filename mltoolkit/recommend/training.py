@@ -118,6 +118,8 @@ def _train_in(
     started: float,
 ) -> dict[str, Any]:
     ratings = interactions.ratings
+    if resumed:  # keep the finished --tune trials (replayed), drop the rest: it is computed again
+        run.rewrite_metrics([r for r in run.read_metrics() if r.get("phase") == "tune"])
     save_ids(run.path, interactions.users, interactions.items)
     final: dict[str, Any] = {}
     if config.test_fraction > 0:
@@ -191,11 +193,9 @@ def _tune(
     current = {key: getattr(config, key) for key in tune.SEARCH_SPACES[config.model](np.random.default_rng(0))}
     offsets = (1,) if config.split == "temporal" else (1, 2)  # a temporal slice is the same for every seed
     folds = [split(train_r, train_times, config.test_fraction, config.split, config.seed + o)[:2] for o in offsets]
-    done = {}
-    if resumed:
-        records = [r for r in run.read_metrics() if r.get("phase") == "tune"]
-        run.rewrite_metrics(records)  # drop the test lines of an interrupted run, keep its finished trials
-        done = {int(r["trial"]): ({k: r[k] for k in current}, float(r["val_ndcg"])) for r in records}
+    records = [r for r in run.read_metrics() if r.get("phase") == "tune"] if resumed else []
+    done = {int(r["trial"]): ({k: r[k] for k in current}, float(r["val_ndcg"])) for r in records}
+    if done:
         info(f"resuming the search: {len(done)} trials already done")
 
     def evaluate(params: dict[str, Any]) -> float:
