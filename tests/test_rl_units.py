@@ -84,3 +84,26 @@ def test_epsilon_schedules():
     assert epsilon_at(0, exponential) == pytest.approx(1.0)
     assert epsilon_at(100, exponential) == pytest.approx(0.1 + 0.9 / np.e)
     assert epsilon_at(10_000, exponential) == pytest.approx(0.1, abs=1e-6)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adam_matches_torch_optim_adam(fused):
+    from mltoolkit.rl.adam import Adam
+
+    torch.manual_seed(0)
+    ours = [torch.randn(5, 3), torch.randn(3)]
+    theirs = [p.clone().requires_grad_(True) for p in ours]
+    ours = [p.requires_grad_(True) for p in ours]
+    mine, reference = Adam(ours, lr=0.01), torch.optim.Adam(theirs, lr=0.01)
+    mine.fused = mine.fused and fused
+    for _ in range(5):
+        grads = [torch.randn_like(p) for p in ours]
+        for p, q, g in zip(ours, theirs, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        mine.step()
+        reference.step()
+    for p, q in zip(ours, theirs):
+        assert torch.allclose(p, q, atol=1e-6)
+    restored = Adam([p.detach().clone() for p in ours], lr=0.01)
+    restored.load_state_dict(mine.state_dict())
+    assert float(restored.steps[0]) == 5 and torch.equal(restored.exp_avg[0], mine.exp_avg[0])

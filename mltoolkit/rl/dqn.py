@@ -5,7 +5,7 @@
   *terminated* step (a *truncated* one, a time limit, still bootstraps: the task did not end there).
   Double DQN picks ``a'`` with the online network and values it with the target network.
 - ``DQN.update``: Huber (smooth L1) loss between ``Q(s, a)`` and the target on a replay batch,
-  gradient-norm clipping, Adam; the target network follows by hard copies or soft (Polyak) updates.
+  gradient-norm clipping, Adam (``adam.py``); the target network follows by hard copies or soft (Polyak) updates.
 - ``epsilon_at``: epsilon-greedy exploration, decayed linearly or exponentially with the step.
 """
 
@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mltoolkit.rl.adam import Adam
 from mltoolkit.rl.config import DQNConfig
 
 
@@ -72,9 +73,7 @@ class DQN:
         self.target = QNetwork(obs_dim, n_actions, config.hidden).to(device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
-        # The fused kernel does the whole Adam step in one call: 3x faster on small CPU networks.
-        fused = device.type in ("cpu", "cuda")
-        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate, fused=fused)
+        self.optimizer = Adam(self.online.parameters(), lr=config.learning_rate)
 
     @torch.no_grad()
     def greedy(self, obs: np.ndarray) -> np.ndarray:
@@ -100,7 +99,7 @@ class DQN:
             targets = td_targets(rewards, terminated, self.target(next_obs), self.config.gamma, next_q_online)
         q_taken = q_all.gather(1, actions.unsqueeze(1)).squeeze(1)
         loss = F.smooth_l1_loss(q_taken, targets)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(self.online.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
