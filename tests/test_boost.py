@@ -44,7 +44,7 @@ def _csv(text: str) -> pd.DataFrame:
 def test_binary_string_labels_roundtrip(mltk, tmp_path, binary_csv):
     out = _train(mltk, tmp_path, binary_csv, "--target", "label", "--id", "id")
     run = out["run_dir"]
-    assert out["task"] == "binary" and out["valid"]["auc"] > 0.8
+    assert out["task"] == "binary" and out["valid"]["auc"] > 0.8 and "CV" in out["validation"]
     for name in (
         "model.txt",
         "schema.json",
@@ -96,8 +96,9 @@ def test_missing_feature_column_is_exit_3(mltk, tmp_path, binary_csv):
 def test_multiclass_jsonl_stdin_and_stdout(mltk, tmp_path):
     frame = _frame(400, 1).drop(columns=["value", "label", "id"])
     data = "\n".join(json.dumps(r) for r in frame.to_dict("records")) + "\n"
-    out = ok(mltk("boost", "train", "-", "--target", "level", "--runs-dir", tmp_path / "runs", *FAST, input=data))
-    assert out.json()["task"] == "multiclass"
+    flags = ["--target", "level", "--no-refit", "--runs-dir", tmp_path / "runs"]  # one split, no refit
+    out = ok(mltk("boost", "train", "-", *flags, *FAST, input=data))
+    assert out.json()["task"] == "multiclass" and out.json()["validation"] == "0.2 split"
     run = out.json()["run_dir"]
     records = ok(mltk("boost", "predict", run, "-", "--format", "jsonl", "--proba", input=data)).jsonl()
     assert len(records) == 400 and {r["prediction"] for r in records} <= {0, 1, 2, 3}
@@ -109,9 +110,9 @@ def test_multiclass_jsonl_stdin_and_stdout(mltk, tmp_path):
 def test_regression_with_cv_and_explain_sums_to_raw_score(mltk, tmp_path):
     path = tmp_path / "reg.parquet"
     _frame(300, 2).drop(columns=["label", "level", "id"]).to_parquet(path)
-    result = ok(mltk("boost", "train", path, "--target", "value", "--cv", "3", "--runs-dir", tmp_path / "runs", *FAST))
-    out = result.json()
-    assert out["task"] == "regression" and out["cv"]["l2"]["std"] >= 0
+    flags = ["--target", "value", "--cv", "3", "--valid", path, "--runs-dir", tmp_path / "runs"]
+    out = ok(mltk("boost", "train", path, *flags, *FAST)).json()
+    assert out["task"] == "regression" and out["cv"]["l2"]["std"] >= 0 and out["validation"].startswith("--valid")
     metrics = ok(mltk("boost", "evaluate", out["run_dir"], path, "--format", "json")).json()
     assert metrics["r2"] > 0.8
     explained = _csv(ok(mltk("boost", "predict", out["run_dir"], path, "--explain")).stdout)

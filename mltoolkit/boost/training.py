@@ -186,20 +186,30 @@ def train(
         params, best_round = state["params"], state["rounds_total"]
         valid_scores = run.read_summary().get("valid", {})
         booster = _fit_all(params, data, schema, best_round, run, state)
-    elif cfg.tune:
-        tuned = tuning.search(params, data, schema, cfg, seed)
-        params, valid_scores = tuned["params"], {f"cv_{k}": v for k, v in tuned["scores"].items()}
-        result["tuned_params"] = {k: params[k] for k in tuning.SEARCHED if k in params}
-        for record in tuned["curve"]:
+    elif cfg.tune or (state is None and valid is None and cfg.refit and _small(data, cfg, schema)):
+        if cfg.tune:
+            chosen = tuning.search(params, data, schema, cfg, seed)
+            result["tuned_params"] = {k: chosen["params"][k] for k in tuning.SEARCHED if k in chosen["params"]}
+        else:
+            info(f"small table: rounds chosen by {tuning.TUNE_FOLDS}-fold CV rather than one noisy split")
+            folds = tuning.kfold(data, tuning.TUNE_FOLDS, seed, schema.task == "lambdarank")
+            chosen = tuning.cv_curve(params, data, schema, folds, cfg.num_rounds, cfg.early_stopping, "cv")
+            chosen["params"] = params
+        params, valid_scores = chosen["params"], chosen["scores"]
+        result["validation"] = f"{tuning.TUNE_FOLDS}-fold CV on the training rows"
+        for record in chosen["curve"]:
             run.log(record)
-        best_round = max(1, round(tuned["round"] * tuning.TUNE_FOLDS / (tuning.TUNE_FOLDS - 1)))
-        info(f"final fit on all {data.rows} rows for {best_round} rounds (best CV round {tuned['round']}, scaled)")
+        best_round = max(1, round(chosen["round"] * tuning.TUNE_FOLDS / (tuning.TUNE_FOLDS - 1)))
+        info(f"final fit on all {data.rows} rows for {best_round} rounds (best CV round {chosen['round']}, scaled)")
         run.write_summary({"status": "refitting", "valid": valid_scores})
         booster = _fit_all(params, data, schema, best_round, run, None)
     else:
         train_part, valid_part = data, valid
         if valid is None and cfg.valid_fraction > 0:
             train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
+        result["validation"] = (
+            f"--valid {cfg.valid}" if valid is not None else f"{cfg.valid_fraction:g} split" if valid_part else "none"
+        )
         resumed = _continue_from(state, run, cfg.num_rounds)
         params = state["params"] if state else params
         booster = fit(
@@ -233,6 +243,21 @@ def train(
     run.write_summary(summary)
     result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
     return result
+
+
+SMALL_SPLIT_ROWS, SMALL_SPLIT_GROUPS = 2000, 200
+
+
+def _small(data: Prepared, cfg: BoostConfig, schema: Schema) -> bool:
+    """Would the validation split be too small to pick a round count from (noise larger than the gains)?"""
+    if cfg.valid_fraction <= 0 or cfg.early_stopping <= 0:
+        return False
+    from mltoolkit.boost.tune import TUNE_FOLDS
+
+    units = len(data.group) if schema.task == "lambdarank" else data.rows
+    if units < 2 * TUNE_FOLDS:  # too few to fold: the split it is
+        return False
+    return units * cfg.valid_fraction < (SMALL_SPLIT_GROUPS if schema.task == "lambdarank" else SMALL_SPLIT_ROWS)
 
 
 def _fit_all(
