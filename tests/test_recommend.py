@@ -266,3 +266,9 @@ def test_interrupted_tune_is_marked_and_resumes(mltk, ratings_file, tmp_path, mo
     trials = [json.loads(x)["trial"] for x in (run / "metrics.jsonl").read_text().splitlines() if '"tune"' in x]
     assert trials == [0, 1, 2, 3]
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_n_larger_than_catalogue_lists_each_unseen_item_once(mltk, als_run, table):
+    records = _records(ok(mltk("recommend", "predict", als_run, "--users", "u0", "-n", "100")).stdout)
+    items = [r["item"] for r in records]
+    assert len(items) == len(set(items)) == 30 - len(_seen(table, "u0"))

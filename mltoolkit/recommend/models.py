@@ -38,14 +38,22 @@ HYPERPARAMETERS = ("factors", "regularization", "iterations", "learning_rate", "
 HYPERPARAMETERS += ("ease_lambda",)
 
 
-def _clean(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """implicit pads short result lists with id -1 / score -FLT_MAX: callers skip those slots."""
+def _clean(ids: np.ndarray, scores: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mark empty slots (implicit fills them with id -1 or score -FLT_MAX) as -1 / -inf, pad to ``n`` columns.
+
+    Callers skip -1 slots; padding keeps the shape ``(users, n)`` when the catalogue has fewer than n items.
+    """
     ids = np.asarray(ids)
-    scores = np.asarray(scores)
+    scores = np.asarray(scores, dtype=np.float64)
     if ids.ndim == 1:
         ids, scores = ids[None, :], scores[None, :]
     bad = (ids < 0) | ~np.isfinite(scores) | (scores <= np.finfo(np.float32).min)
-    return np.where(bad, -1, ids), np.where(bad, -np.inf, scores)
+    ids, scores = np.where(bad, -1, ids), np.where(bad, -np.inf, scores)
+    if n is not None and ids.shape[1] < n:
+        missing = n - ids.shape[1]
+        ids = np.pad(ids, ((0, 0), (0, missing)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, missing)), constant_values=-np.inf)
+    return ids, scores
 
 
 class Recommender:
@@ -141,21 +149,27 @@ class ImplicitRecommender(Recommender):
     def recommend(
         self, users: np.ndarray, user_items: sp.csr_matrix, n: int, filter_seen: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        ids, scores = self.model.recommend(users, user_items, N=n, filter_already_liked_items=filter_seen)
-        return _clean(ids, scores)
+        # implicit returns filler (item 0, score 0) beyond the catalogue: never ask for more than there is
+        top = min(n, user_items.shape[1])
+        ids, scores = self.model.recommend(users, user_items, N=top, filter_already_liked_items=filter_seen)
+        return _clean(ids, scores, n)
 
     def recommend_new(self, history: sp.csr_matrix, n: int, filter_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         if not self.supports_history:
             return super().recommend_new(history, n, filter_seen)
         rows = np.arange(history.shape[0])
         recalculate = self.name == "als"  # ALS solves the new user's factors; kNN scores from the history itself
+        top = min(n, history.shape[1])
         ids, scores = self.model.recommend(
-            rows, history, N=n, filter_already_liked_items=filter_seen, recalculate_user=recalculate
+            rows, history, N=top, filter_already_liked_items=filter_seen, recalculate_user=recalculate
         )
-        return _clean(ids, scores)
+        return _clean(ids, scores, n)
 
     def similar_items(self, item: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        ids, scores = self.model.similar_items(item, N=n + 1)
+        wanted = n + 1  # the item itself comes back first
+        if self.name in ("als", "bpr"):  # factor models return filler beyond the catalogue
+            wanted = min(wanted, len(self.model.item_factors))
+        ids, scores = self.model.similar_items(item, N=wanted)
         keep = ids != item
         return _clean(ids[keep][:n], scores[keep][:n])
 
@@ -201,11 +215,11 @@ def _top_n(scores: np.ndarray, seen: sp.csr_matrix | None, n: int) -> tuple[np.n
     if seen is not None:
         rows, cols = seen.nonzero()
         scores[rows, cols] = -np.inf
-    n = min(n, scores.shape[1])
-    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    top = min(n, scores.shape[1])
+    part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
-    return _clean(np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1))
+    return _clean(np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1), n)
 
 
 def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -286,7 +300,7 @@ class Popularity(Recommender):
         order = np.argsort(-self.counts, kind="stable")
         if not filter_seen:
             top = order[:n]
-            return np.tile(top, (history.shape[0], 1)), np.tile(self.counts[top], (history.shape[0], 1))
+            return _clean(np.tile(top, (history.shape[0], 1)), np.tile(self.counts[top], (history.shape[0], 1)), n)
         # at most (seen + n) of the popularity order is ever needed: rank that prefix only
         width = min(len(order), n + int(np.diff(history.indptr).max(initial=0)))
         prefix = order[:width]
