@@ -15,7 +15,7 @@ from mltoolkit.core import options
 
 app = typer.Typer(help="Deep Q-learning (DQN) on gymnasium environments.", no_args_is_help=True)
 
-_HYPER = "Hyperparameters (default: the env's preset, see `mltk rl presets`)"
+_HYPER = "Hyperparameters (default: the env's preset; `mltk rl presets` lists them)"
 _EVAL = "Evaluation and stopping"
 
 
@@ -25,23 +25,34 @@ def _opt(flag: str, help: str, panel: str = _HYPER) -> typer.models.OptionInfo:
 
 Threads = Annotated[
     int | None,
-    typer.Option("--threads", help="CPU threads for torch; 1 is fastest for DQN's small networks. [default: 1]"),
+    typer.Option("--threads", help="CPU threads for torch (default: 1, the fastest for DQN's small networks)."),
 ]
 
 
 @app.command("train")
 def train_command(
     env: Annotated[
-        str | None, typer.Option("--env", "-e", help="Gymnasium environment id. [default: CartPole-v1]")
+        str | None,
+        typer.Option(
+            "--env", "-e", help="Gymnasium environment id (default: CartPole-v1); module:Env-v0 imports module first."
+        ),
     ] = None,
-    total_steps: Annotated[int | None, _opt("--total-steps", "Environment steps at most. [CartPole: 50000]")] = None,
+    total_steps: Annotated[
+        int | None, _opt("--total-steps", "Environment steps at most, all vector envs counted.")
+    ] = None,
     num_envs: Annotated[
-        int | None, _opt("--num-envs", "Environments stepped together (gymnasium SyncVectorEnv). [default: 1]")
+        int | None, _opt("--num-envs", "Environments stepped together in a gymnasium SyncVectorEnv (default: 1).")
     ] = None,
     preset: Annotated[
-        str | None, typer.Option("--preset", help="Preset name, or none for the built-in defaults. [default: --env]")
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Preset name, or none for the built-in defaults (default: the --env id's preset if there is one).",
+        ),
     ] = None,
-    hidden: Annotated[str | None, _opt("--hidden", "Hidden layer sizes, comma-separated. [CartPole: 128,128]")] = None,
+    hidden: Annotated[
+        str | None, _opt("--hidden", "Hidden layer sizes of the Q-network, comma-separated, e.g. 256,256.")
+    ] = None,
     learning_rate: Annotated[float | None, _opt("--learning-rate", "Adam learning rate.")] = None,
     batch_size: Annotated[int | None, _opt("--batch-size", "Replay transitions per gradient step.")] = None,
     buffer_size: Annotated[int | None, _opt("--buffer-size", "Replay memory capacity (transitions).")] = None,
@@ -78,7 +89,7 @@ def train_command(
         float | None,
         _opt(
             "--target-return",
-            "Stop once evaluation holds this mean return; inf never stops early. [default: the env's reward threshold]",
+            "Stop once evaluation holds this mean return; inf never stops early. (default: the env's reward threshold)",
             _EVAL,
         ),
     ] = None,
