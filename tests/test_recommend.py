@@ -137,6 +137,11 @@ def test_stdin_fit_alias_ease_knn_and_evaluate_on_new_data(mltk, table, tmp_path
     for model in ("ease", "cosine"):
         summary = ok(mltk("recommend", "fit", "-", "-m", model, "--runs-dir", tmp_path, "-q", input=text)).json()
         assert summary["model"] == model and summary["headline"]["value"] > 0.3
+        history = "g0-item0,g0-item1,g0-item2"
+        rows = ok(mltk("recommend", "predict", summary["run_dir"], "--history", history, "-n", "3", "--explain",
+                       "--format", "jsonl")).jsonl()  # fmt: skip
+        assert all(r["item"].startswith("g0-") and r["item"] not in history for r in rows)
+        assert all(r["because"] and set(r["because"]) <= set(history.split(",")) for r in rows)
     later = tmp_path / "later.csv"
     later.write_text(_csv([("u0", "g0-item0", 5, 0), ("u1", "g1-item0", 5, 0), ("zz", "g0-item1", 5, 0)]))
     result = ok(mltk("recommend", "evaluate", "latest", later, "--runs-dir", tmp_path, "--format", "json"))
@@ -272,3 +277,14 @@ def test_n_larger_than_catalogue_lists_each_unseen_item_once(mltk, als_run, tabl
     records = _records(ok(mltk("recommend", "predict", als_run, "--users", "u0", "-n", "100")).stdout)
     items = [r["item"] for r in records]
     assert len(items) == len(set(items)) == 30 - len(_seen(table, "u0"))
+
+
+def test_confidence_scalings():
+    import scipy.sparse as sp
+
+    from mltoolkit.recommend.data import confidence
+
+    ratings = sp.csr_matrix(np.array([[0, 4.0], [1.0, 0]], dtype=np.float32))
+    assert confidence(ratings, "linear", 0.5).data.tolist() == [3.0, 1.5]
+    assert confidence(ratings, "binary", 2.0).data.tolist() == [3.0, 3.0]
+    assert confidence(ratings, "log", 1.0).data == pytest.approx(1 + np.log1p([4.0, 1.0]))
