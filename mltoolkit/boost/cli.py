@@ -13,7 +13,14 @@ app = typer.Typer(
     help="Gradient boosting on tables with LightGBM: classification, regression, ranking.", no_args_is_help=True
 )
 
-Columns = Annotated[list[str] | None, typer.Option(help="Column names; repeat the flag or separate with commas.")]
+IdColumns = Annotated[
+    list[str] | None, typer.Option("--id", help="Id column(s) passed through to predict output (repeat or COL1,COL2).")
+]
+DropColumns = Annotated[list[str] | None, typer.Option("--drop", help="Column(s) not to use as features.")]
+CategoricalColumns = Annotated[
+    list[str] | None,
+    typer.Option("--categorical", help="Treat these columns as categorical (text columns always are)."),
+]
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -51,9 +58,9 @@ def train_command(
     group: Annotated[
         str | None, typer.Option(help="Column of query ids for ranking (or a DATA.query side file).")
     ] = None,
-    id: Columns = None,
-    drop: Columns = None,
-    categorical: Columns = None,
+    id: IdColumns = None,
+    drop: DropColumns = None,
+    categorical: CategoricalColumns = None,
     valid: Annotated[str | None, typer.Option(help="Validation table for early stopping (instead of a split).")] = None,
     valid_fraction: Annotated[
         float | None, typer.Option(help="Hold out this fraction of DATA for early stopping. [default: 0.2]")
@@ -69,14 +76,17 @@ def train_command(
     ] = None,
     cv: Annotated[int | None, typer.Option(help="Print K-fold cross-validated metrics before the final fit.")] = None,
     tune: Annotated[
-        bool | None, typer.Option("--tune/--no-tune", help="Random search on the validation split first.")
+        bool | None,
+        typer.Option(
+            "--tune/--no-tune", help="Search tree size and regularisation by 3-fold CV on the training rows first."
+        ),
     ] = None,
     tune_trials: Annotated[int | None, typer.Option(help="Candidates --tune tries. [default: 12]")] = None,
     refit: Annotated[
         bool | None,
         typer.Option(
             "--refit/--no-refit",
-            help="After early stopping on a split, refit on all rows for the (scaled) best round count. [default: on]",
+            help="Refit on all rows for the (scaled) best round count found on the split or by CV. [default: on]",
         ),
     ] = None,
     init_score: Annotated[
@@ -95,7 +105,10 @@ def train_command(
     deterministic: options.Deterministic = False,
     runs_dir: options.RunsDir = Path("runs"),
     name: options.RunName = None,
-    resume: options.Resume = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Continue a run interrupted with Ctrl-C (directory, boost/<name> or latest)."),
+    ] = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Train a LightGBM model on a table; write model.txt, schema, metrics and importance to a run."""
