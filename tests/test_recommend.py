@@ -240,6 +240,13 @@ def test_bad_options(mltk, ratings_file, tmp_path, als_run):
                "--test-fraction", "1.5", "--runs-dir", tmp_path), 3, "--test-fraction")  # fmt: skip
     fails(mltk("recommend", "fit", ratings_file, "--device", "cuda", "--runs-dir", tmp_path), 4, "CUDA")
     assert mltk("recommend", "predict", als_run, "--users", "u0", "--similar-to", "x").exit_code == 2
+    untimed = tmp_path / "untimed.csv"
+    untimed.write_text("user,item\na,x\nb,y\na,y\n")
+    fails(mltk("recommend", "fit", untimed, "--split", "temporal", "--runs-dir", tmp_path / "r"), 3, "timestamp")
+    fails(
+        mltk("recommend", "fit", untimed, "--tune", "--test-fraction", "0", "--runs-dir", tmp_path / "r"), 3, "--tune"
+    )
+    assert not (tmp_path / "r").exists()  # refused before a run directory was made
 
 
 @pytest.mark.skipif(not MOVIELENS.is_file(), reason="MovieLens-100K not in ../shared/data")

@@ -70,10 +70,23 @@ def fit_and_score(
     return model, user_items, ranking_metrics(recommended, test, config.k), timings
 
 
-def popularity_metrics(train: sp.csr_matrix, test: sp.csr_matrix, k: int) -> dict[str, float]:
-    baseline = Popularity({}, 1, 0)
-    baseline.fit(train)
-    return ranking_metrics(recommend_all(baseline, train, k), test, k)
+def fit_popularity(ratings: sp.csr_matrix) -> Popularity:
+    """The baseline of the metrics and the fallback of predict: interaction counts per item."""
+    popularity = Popularity({}, 1, 0)
+    popularity.fit(ratings)
+    return popularity
+
+
+def _check(config: RecommendConfig, interactions: Interactions) -> None:
+    """Settings that cannot work, refused before a run directory is made."""
+    if not 0.0 <= config.test_fraction < 1.0:
+        raise DataError(f"--test-fraction must be at least 0 and below 1 (got {config.test_fraction})")
+    if config.tune and config.test_fraction == 0:
+        raise DataError("--tune needs a held-out split to carve validation from; use --test-fraction > 0")
+    if config.split == "temporal" and interactions.times is None:
+        raise DataError("--split temporal needs a timestamp column (found none; name it with --time-col)")
+    if config.k < 1:
+        raise DataError(f"-k must be at least 1 (got {config.k})")
 
 
 def train(
@@ -92,6 +105,7 @@ def train(
     interactions = load_interactions(
         data, column_spec(config), duplicates=config.duplicates, min_rating=config.min_rating
     )
+    _check(config, interactions)
     ratings = interactions.ratings
     info(f"{source_name(data)}: {ratings.shape[0]} users, {ratings.shape[1]} items, {ratings.nnz} interactions")
     default_name = f"{config.model}-{Path(source_name(data)).stem or 'stdin'}".replace("<", "").replace(">", "")
@@ -100,7 +114,7 @@ def train(
         device="cuda" if use_gpu else "cpu", seed=config.seed,
     )  # fmt: skip
     try:
-        summary = _train_in(run, resumed, data, interactions, config, threads, use_gpu, started)
+        summary = _train_in(run, resumed, interactions, config, threads, use_gpu, started)
     except KeyboardInterrupt:
         run.write_summary({"status": "interrupted", "wall_time_s": time.perf_counter() - started})
         raise
@@ -110,7 +124,6 @@ def train(
 def _train_in(
     run: Run,
     resumed: bool,
-    data: str,
     interactions: Interactions,
     config: RecommendConfig,
     threads: int,
@@ -130,7 +143,8 @@ def _train_in(
         if config.tune:
             config = _tune(run, resumed, config, train_r, train_times, threads, use_gpu)
         model, user_items, metrics, timings = fit_and_score(config, train_r, test_r, threads, use_gpu)
-        baseline = popularity_metrics(train_r, test_r, config.k)
+        popularity = fit_popularity(train_r)
+        baseline = ranking_metrics(recommend_all(popularity, train_r, config.k), test_r, config.k)
         final = {**with_k(metrics, config.k), **timings}
         run.log({"phase": "test", "model": config.model, **final})
         run.log({"phase": "test", "model": "popularity", **with_k(baseline, config.k)})
@@ -139,25 +153,19 @@ def _train_in(
             f"test: NDCG@{config.k} {metrics['ndcg']:.4f} (popularity {baseline['ndcg']:.4f}), "
             f"fit {timings['fit_s']:.2f} s, recommend {timings['recommend_s']:.2f} s"
         )
-        popularity = Popularity({}, 1, 0)
-        popularity.fit(train_r)
         bundle = Bundle(model, user_items, popularity, interactions.users, interactions.items)
         save_split(run.path, train_r, test_r)
         if config.refit:
             save_bundle(run.path, EVAL_MODEL_FILE, bundle)
         else:
             save_bundle(run.path, MODEL_FILE, bundle)
-    elif config.tune:
-        raise DataError("--tune needs a held-out split to carve validation from; use --test-fraction > 0")
     if config.refit or config.test_fraction == 0:
         user_items = confidence(ratings, config.confidence, config.alpha)
         model = new_model(config, threads, use_gpu)
         began = time.perf_counter()
         model.fit(user_items)
         info(f"refit on all {ratings.nnz} interactions in {time.perf_counter() - began:.2f} s")
-        popularity = Popularity({}, 1, 0)
-        popularity.fit(ratings)
-        bundle = Bundle(model, user_items, popularity, interactions.users, interactions.items)
+        bundle = Bundle(model, user_items, fit_popularity(ratings), interactions.users, interactions.items)
         save_bundle(run.path, MODEL_FILE, bundle)
     run.write_config(config_dict(config))  # tuned values included
     headline = f"ndcg@{config.k}"
