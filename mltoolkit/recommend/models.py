@@ -34,8 +34,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "ease": {"ease_lambda": 500.0},
     "popularity": {},
 }
-HYPERPARAMETERS = ("factors", "regularization", "iterations", "learning_rate", "neighbours", "bm25_k1", "bm25_b")
-HYPERPARAMETERS += ("ease_lambda",)
+HYPERPARAMETERS = (
+    "factors", "regularization", "iterations", "learning_rate", "neighbours", "bm25_k1", "bm25_b", "ease_lambda",
+)  # fmt: skip
 
 
 def _clean(ids: np.ndarray, scores: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:

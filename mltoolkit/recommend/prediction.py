@@ -84,7 +84,9 @@ def recommend_histories(
     for row, (_, items, ratings) in enumerate(histories):
         for item, rating in zip(items, ratings):
             if item in index:
-                rows.append(row), cols.append(index[item]), values.append(rating)
+                rows.append(row)
+                cols.append(index[item])
+                values.append(rating)
             else:
                 unknown(item)
     unknown.close()

@@ -48,6 +48,7 @@ def read_histories(spec: str, config: dict[str, Any]) -> list[tuple[str, list[st
         ratings = list(numeric_column(frame, cols["rating"], source_name(spec), first_line))
     histories: dict[str, tuple[list[str], list[float]]] = {}
     for user, item, rating in zip(frame[cols["user"]].astype(str), frame[cols["item"]].astype(str), ratings):
-        entry = histories.setdefault(user, ([], []))
-        entry[0].append(item), entry[1].append(float(rating))
+        items, values = histories.setdefault(user, ([], []))
+        items.append(item)
+        values.append(float(rating))
     return [(user, items, values) for user, (items, values) in histories.items()]
