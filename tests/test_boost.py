@@ -135,6 +135,8 @@ def test_ranking_with_group_column(mltk, tmp_path):
     assert out["task"] == "lambdarank"
     metrics = ok(mltk("boost", "evaluate", out["run_dir"], path, "--format", "json")).json()
     assert metrics["ndcg@5"] > 0.9 and "map@3" in metrics
+    scores = _csv(ok(mltk("boost", "predict", out["run_dir"], path)).stdout)["prediction"]
+    assert np.corrcoef(scores, frame["x1"])[0, 1] > 0.8  # one score per input row, in input order
 
 
 def test_lightgbm_formats_with_side_files(mltk, tmp_path):

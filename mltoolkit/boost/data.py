@@ -69,10 +69,11 @@ def sniff_layout(source: str | Path, head: bytes) -> TextLayout:
 
 
 def _head(source: str | Path) -> tuple[bytes, Any]:
-    """The first 64 KiB (for sniffing) and what to hand the parser: the path, or stdin's bytes."""
+    """The first 64 KiB (for sniffing) and what to hand the parser: the path, or a stream of stdin."""
     if str(source) == STDIO:
-        raw = sys.stdin.buffer.read()
-        return raw[:65536], io.BytesIO(raw)
+        stdin = sys.stdin.buffer
+        head = stdin.read(65536)
+        return head, io.BufferedReader(_Prepended(head, stdin), buffer_size=1 << 20)
     path = Path(source)
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a data file")
@@ -83,6 +84,25 @@ def _head(source: str | Path) -> tuple[bytes, Any]:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+class _Prepended(io.RawIOBase):
+    """stdin with the bytes already read for sniffing put back in front, still streamed."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.rest.read1(len(buffer)) if hasattr(self.rest, "read1") else self.rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def read_data(source: str | Path, *, side_files: bool = True) -> Table:
@@ -97,7 +117,7 @@ def read_data(source: str | Path, *, side_files: bool = True) -> Table:
     table = Table(source=name)
     try:
         if layout.kind == "parquet":
-            table.frame = pd.read_parquet(handle)
+            table.frame = pd.read_parquet(handle if isinstance(handle, Path) else io.BytesIO(handle.read()))
         elif layout.kind == "jsonl":
             table.frame = pd.read_json(handle, lines=True)
         elif layout.kind == "libsvm":
@@ -144,8 +164,6 @@ def iter_chunks(source: str | Path, chunk_rows: int) -> Iterator[Table]:
     layout = sniff_layout(source, head)
     try:
         if layout.kind == "delimited":
-            if str(source) == STDIO:  # stream stdin rather than holding it twice
-                handle = sys.stdin.buffer if not isinstance(handle, io.BytesIO) else handle
             for frame in _read_delimited(handle, layout, chunksize=chunk_rows):
                 if not layout.header:
                     frame.columns = [str(c) for c in frame.columns]
@@ -153,7 +171,8 @@ def iter_chunks(source: str | Path, chunk_rows: int) -> Iterator[Table]:
         elif layout.kind == "parquet":
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(handle).iter_batches(batch_size=chunk_rows):
+            source_file = handle if isinstance(handle, Path) else io.BytesIO(handle.read())
+            for batch in pq.ParquetFile(source_file).iter_batches(batch_size=chunk_rows):
                 yield Table(source=name, frame=batch.to_pandas())
         elif layout.kind == "jsonl":
             for frame in pd.read_json(handle, lines=True, chunksize=chunk_rows):

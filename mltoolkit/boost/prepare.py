@@ -134,7 +134,7 @@ def prepare(table: Table, schema: Schema, *, with_target: bool = True, warned: s
         weight = table.side["weight"]
     init = table.side.get("init") if schema.init_score else None
     prepared = Prepared(X, y, weight, None, init)
-    if schema.task == "lambdarank":
+    if schema.task == "lambdarank" and with_target:  # scoring keeps the input's row order
         prepared = _grouped(prepared, table, schema)
     return prepared
 

@@ -158,7 +158,9 @@ def _result_frame(
         columns["prediction"] = out
     if explain:
         contributions = model.raw_predict(prepared.X, threads, pred_contrib=True)
-        if hasattr(contributions, "toarray"):
+        if isinstance(contributions, list):  # sparse multiclass input: one matrix per class
+            contributions = np.hstack([c.toarray() for c in contributions])
+        elif hasattr(contributions, "toarray"):
             contributions = contributions.toarray()
         names = [*feature_names(schema), "bias"]
         if schema.task == "multiclass":
