@@ -36,10 +36,18 @@ class _ErrorsToExitCodes(TyperGroup):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except Exception as exc:
             if os.environ.get("MLTK_DEBUG"):
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc} (set MLTK_DEBUG=1 for the traceback)", 1)
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader left (``mltk ... | head``): end quietly with success, like other Unix tools."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise typer.Exit(0)
 
 
 def _fail(message: str, code: int) -> None:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 _state = {"quiet": False}
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def set_quiet(quiet: bool) -> None:

@@ -222,6 +222,12 @@ def read_table(
 
 
 def _checked(frame: pd.DataFrame, name: str, columns: Sequence[str] | None) -> pd.DataFrame:
+    import pandas as pd
+
+    if columns is not None and not isinstance(frame.index, pd.RangeIndex):
+        # pandas moves surplus leading fields into the index when fewer names than fields are given
+        fields = len(frame.columns) + frame.index.nlevels
+        raise DataError(f"{name}: has {fields} columns but {len(columns)} names were given ({', '.join(columns)})")
     if columns is not None and list(frame.columns) != list(columns):
         if len(frame.columns) != len(columns):
             raise DataError(

@@ -18,20 +18,20 @@ ConfigFile = Annotated[
 Device = Annotated[
     str | None,
     typer.Option(
-        "--device", help="auto, cpu, cuda, cuda:N or mps. auto picks CUDA, then MPS, then CPU. [default: auto]"
+        "--device", help="auto, cpu, cuda, cuda:N or mps. auto picks CUDA, then MPS, then CPU. \\[default: auto]"
     ),
 ]
-Seed = Annotated[int | None, typer.Option("--seed", help="Seed for every random generator. [default: 0]")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed for every random generator. \\[default: 0]")]
 Threads = Annotated[
     int | None,
-    typer.Option("--threads", help="CPU threads to use; 0 means every core this process may use. [default: 0]"),
+    typer.Option("--threads", help="CPU threads to use; 0 means every core this process may use. \\[default: 0]"),
 ]
 Deterministic = Annotated[
     bool, typer.Option("--deterministic", help="Ask for deterministic algorithms (slower; bit-identical reruns).")
 ]
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run directories are created.")]
 RunName = Annotated[
-    str | None, typer.Option("--name", help="Run name; a taken name gets -2, -3... [default: from the data/model]")
+    str | None, typer.Option("--name", help="Run name; a taken name gets -2, -3... \\[default: from the data/model]")
 ]
 Resume = Annotated[
     str | None,
