@@ -72,7 +72,7 @@ def plain_reference_loop(data: Path, size: tuple[int, int], epochs: int, batch: 
                 image = TF.resize(image, base)
                 target = TF.resize(target, base, interpolation=TF.InterpolationMode.NEAREST)
             x = TF.normalize(TF.to_tensor(image), mean, std)
-            return x, torch.as_tensor(np.asarray(target), dtype=torch.int64)
+            return x, torch.as_tensor(np.array(target), dtype=torch.int64)
 
     started = time.monotonic()
     workers = max(0, min(8, len(os.sched_getaffinity(0)) - 1))

@@ -11,14 +11,14 @@ import json
 
 from tests.test_segment import invoke, ok
 
-EPOCHS = 24
+EPOCHS = 40
 
 
 def test_shapes_reach_val_miou_0_9(tmp_path):
     from mltoolkit.segment.synthetic import write_shapes
 
-    data = write_shapes(tmp_path / "shapes", train=160, val=40, size=64, seed=0)
-    flags = ["--size", "96x96", "--batch-size", "8", "--lr", "5e-3", "--epochs", EPOCHS, "--threads", "1"]
+    data = write_shapes(tmp_path / "shapes", train=120, val=30, size=64, seed=0)
+    flags = ["--size", "96x96", "--batch-size", "8", "--optimizer", "adamw", "--lr", "5e-3", "--epochs", EPOCHS, "--threads", "1"]
     result = ok(invoke("segment", "train", data, *flags, "--workers", "0", "--runs-dir", tmp_path / "runs", "-q"))
     summary = result.json()
     assert summary["best_val_miou"] >= 0.9, summary

@@ -68,7 +68,7 @@ def train_command(
     batch_size: Annotated[
         int | None, _opt("Images per batch (last incomplete batch dropped). [default: 8]", "--batch-size")
     ] = None,
-    optimizer: Annotated[str | None, _opt("adamw or sgd. [default: adamw]", "--optimizer")] = None,
+    optimizer: Annotated[str | None, _opt("sgd (momentum 0.9) or adamw. [default: sgd]", "--optimizer")] = None,
     lr: Annotated[float | None, _opt("Peak learning rate. [default: 2e-3 adamw, 0.02 sgd]", "--lr")] = None,
     weight_decay: Annotated[
         float | None, _opt("Weight decay. [default: 1e-2 adamw, 1e-4 sgd]", "--weight-decay")

@@ -41,7 +41,7 @@ class SegmentConfig:
     epochs: int | None = None  # None: 30, or as many as the time budget allows
     time_budget: float | None = None  # minutes of wall clock for the whole train command
     batch_size: int = 8
-    optimizer: Optimizer = "adamw"
+    optimizer: Optimizer = "sgd"
     lr: float | None = None  # None: 2e-3 for AdamW, 0.02 for SGD
     weight_decay: float | None = None  # None: 1e-2 for AdamW, 1e-4 for SGD
     momentum: float = 0.9

@@ -263,12 +263,10 @@ def _colors_to_indices(rgb: np.ndarray, classes: Classes, path: Path, ignore_ind
 
 @dataclass
 class Split:
-    """A checked split: its pairs, per-class pixel counts and (when cached) the resized tensors."""
+    """A checked split: its (image, mask) pairs and per-class pixel counts of its masks."""
 
     pairs: list[tuple[Path, Path]]
     counts: np.ndarray
-    images: list[torch.Tensor] | None = None  # uint8 (3, H, W) at the cache size
-    masks: list[torch.Tensor] | None = None  # int16 (H, W)
 
 
 def check_size(mask: np.ndarray, mask_path: Path, image_path: Path) -> None:
@@ -314,32 +312,24 @@ def check_values(mask: np.ndarray, path: Path, num_classes: int, ignore_index: i
 
 
 def load_split(
-    pairs: list[tuple[Path, Path]],
-    classes: Classes | None,
-    num_classes: int,
-    ignore_index: int,
-    cache_size: tuple[int, int] | None,
-    threads: int = 1,
+    pairs: list[tuple[Path, Path]], classes: Classes | None, num_classes: int, ignore_index: int, threads: int = 1
 ) -> Split:
-    """Read and check every mask (size, values) and count class pixels; with ``cache_size`` also keep
-    the image and mask decoded and resized to it. ``threads`` decode in parallel (PIL releases the GIL)."""
+    """Read and check every mask (size against its image's header, values) and count class pixels.
+
+    Only masks are decoded here (PNGs of indices: fast); images are decoded once, later, by the
+    dataset in its worker, while training runs. ``threads`` read in parallel (PIL releases the GIL).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
-    def load(pair: tuple[Path, Path]) -> tuple[np.ndarray, Any]:
+    def check(pair: tuple[Path, Path]) -> np.ndarray:
         image_path, mask_path = pair
         mask = read_mask(mask_path, classes, ignore_index)
         check_size(mask, mask_path, image_path)
-        counts = check_values(mask, mask_path, num_classes, ignore_index)
-        if cache_size is None:
-            return counts, None
-        return counts, resize_pair(open_image(image_path).convert("RGB"), mask, cache_size)
+        return check_values(mask, mask_path, num_classes, ignore_index)
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        loaded = list(pool.map(load, pairs))  # in order: the first bad file in sorted order is the one named
-    counts = np.sum([c for c, _ in loaded], axis=0) if loaded else np.zeros(num_classes, dtype=np.int64)
-    if cache_size is None:
-        return Split(pairs, counts)
-    return Split(pairs, counts, [r[0] for _, r in loaded], [r[1] for _, r in loaded])
+        counts = list(pool.map(check, pairs))  # in order: the first bad file in sorted order is the one named
+    return Split(pairs, np.sum(counts, axis=0) if counts else np.zeros(num_classes, dtype=np.int64))
 
 
 def resize_pair(image: Image.Image, mask: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -375,23 +365,37 @@ def make_dataset(
     ignore_index: int,
     train: bool,
     scale: tuple[float, float] = (1.0, 1.0),
+    cache: bool = True,
 ) -> Any:
-    """A torch Dataset of (normalised float image, int64 mask) at ``size``, augmented when ``train``."""
+    """A torch Dataset of (normalised float image, int64 mask) at ``size``, augmented when ``train``.
+
+    With ``cache`` each pair is decoded and resized (to ``size`` times the largest scale) the first
+    time it is asked for and kept as uint8/int16 tensors; in a persistent DataLoader worker the
+    cache lives in that worker, so the decoding of epoch 1 overlaps training like any data loader.
+    """
     import torch
 
     base = base_size(size, scale) if train else size
 
     class PairDataset(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
+
         def __len__(self) -> int:
             return len(split.pairs)
 
+        def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+            if self.cache is not None and index in self.cache:
+                return self.cache[index]
+            image_path, mask_path = split.pairs[index]
+            raw = read_mask(mask_path, classes, ignore_index)
+            pair = resize_pair(open_image(image_path).convert("RGB"), raw, base)
+            if self.cache is not None:
+                self.cache[index] = pair
+            return pair
+
         def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-            if split.images is not None:
-                image, mask = split.images[index], split.masks[index]
-            else:
-                image_path, mask_path = split.pairs[index]
-                raw = read_mask(mask_path, classes, ignore_index)
-                image, mask = resize_pair(open_image(image_path).convert("RGB"), raw, base)
+            image, mask = self.load(index)
             image = image.float().div_(255)
             if train:
                 image, mask = augment(image, mask, size, scale, ignore_index)
@@ -441,6 +445,6 @@ def augment(
     return image.contiguous(), mask.contiguous()
 
 
-def cache_fits(pairs: int, size: tuple[int, int]) -> bool:
-    """Whether decoded uint8 images and int16 masks at ``size`` stay under 2 GB."""
-    return pairs * size[0] * size[1] * (3 + 2) < CACHE_LIMIT_BYTES
+def cache_fits(pairs: int, size: tuple[int, int], copies: int = 1) -> bool:
+    """Whether decoded uint8 images and int16 masks at ``size`` (one copy per worker) stay under 2 GB."""
+    return pairs * size[0] * size[1] * (3 + 2) * max(1, copies) < CACHE_LIMIT_BYTES

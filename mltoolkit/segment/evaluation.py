@@ -34,7 +34,7 @@ def evaluate(
     layout = D.find_layout(root)
     pairs = D.list_pairs(layout, split)
     classes, ignore = trained.classes, trained.ignore_index
-    D.load_split(pairs, classes, len(classes), ignore, None)  # every mask checked before the first prediction
+    D.load_split(pairs, classes, len(classes), ignore)  # every mask checked before the first prediction
     info(f"evaluating {trained.checkpoint} on {len(pairs)} {split} images of {root}")
     matrix = ConfusionMatrix(len(classes), ignore)
     images = (D.open_image(image).convert("RGB") for image, _ in pairs)

@@ -4,8 +4,8 @@ Per epoch: train on random crops (drop_last, since a batch of one breaks BatchNo
 confusion matrix over the validation split at the training resolution; ``best.pt`` by val mIoU,
 ``last.pt`` every epoch (and on Ctrl-C), one ``metrics.jsonl`` line. The learning rate warms up
 linearly and then decays as torchvision's ``poly`` (stepped per iteration). With ``--time-budget``
-the number of epochs is re-planned after each epoch from the measured epoch time, so the decay
-still ends at zero when the budget runs out.
+the number of steps is re-planned after each epoch from the measured step and validation times
+(the last epoch may be partial), so the decay still ends at zero when the budget runs out.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def resolve(
 ) -> SegmentConfig:
     """Fill in every default that depends on the data or on other options, for config.json."""
     size = parse_size(config.size)
-    cache = config.cache if config.cache is not None else D.cache_fits(train_pairs, D.base_size(size, config.scale))
+    workers = config.workers if config.workers is not None else dataloader_workers(None)
+    cache = config.cache
+    if cache is None:
+        cache = D.cache_fits(train_pairs, D.base_size(size, config.scale), copies=workers)
     return replace(
         config,
         data=str(layout.root),
@@ -72,8 +75,7 @@ def resolve(
         weight_decay=resolved_weight_decay(config),
         aux_loss=uses_aux(config),
         cache=cache,
-        workers=config.workers if config.workers is not None else dataloader_workers(None),
-        classes=config.classes,
+        workers=workers,
     )
 
 
@@ -102,25 +104,18 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
     info(
         f"reading {len(train_pairs)} training and {len(val_pairs)} validation pairs from {layout.root} ({layout.kind})"
     )
-    train_split = D.load_split(
-        train_pairs,
-        classes,
-        len(classes),
-        ignore,
-        D.base_size(size, config.scale) if config.cache else None,
-        threads + config.workers,
-    )
-    val_split = D.load_split(
-        val_pairs, classes, len(classes), ignore, size if config.cache else None, threads + config.workers
-    )
+    train_split = D.load_split(train_pairs, classes, len(classes), ignore, threads + config.workers)
+    val_split = D.load_split(val_pairs, classes, len(classes), ignore, threads + config.workers)
     if len(train_pairs) < config.batch_size:
         raise DataError(
             f"{layout.root}: {len(train_pairs)} training images, fewer than --batch-size {config.batch_size}"
         )
 
     mean, std = normalization(config)
-    train_set = D.make_dataset(train_split, classes, size, mean, std, ignore, train=True, scale=config.scale)
-    val_set = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False)
+    train_set = D.make_dataset(
+        train_split, classes, size, mean, std, ignore, train=True, scale=config.scale, cache=config.cache
+    )
+    val_set = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False, cache=config.cache)
     loader_args = {"num_workers": config.workers, "pin_memory": device.type == "cuda"}
     if config.workers:
         loader_args["persistent_workers"] = True
@@ -128,8 +123,6 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
     train_loader = torch.utils.data.DataLoader(
         train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args
     )
-    if config.cache:  # cached validation images need no decoding: no worker processes to feed them
-        loader_args = {"num_workers": 0, "pin_memory": device.type == "cuda"}
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, **loader_args)
 
     model = build_model(config, len(classes), pretrained=resume is None).to(device)
@@ -169,7 +162,8 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
         seed=config.seed,
     )
     epoch, step, elapsed_before = 0, 0, 0.0
-    planned = max_epochs if config.time_budget is None else min(max_epochs, 100)  # re-planned after each epoch
+    max_steps = max_epochs * steps_per_epoch
+    planned = max_steps if config.time_budget is None else min(max_epochs, 100) * steps_per_epoch  # steps; re-planned
     if resumed:
         payload = load_checkpoint(run.checkpoints / "last.pt", TECHNIQUE)
         state = payload["state"]
@@ -183,13 +177,13 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
         generator.set_state(state["loader_rng"])
         epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
         if config.time_budget is not None:
-            planned = max(epoch, min(max_epochs, state["planned_epochs"]))
+            planned = max(step, min(max_steps, state["planned_steps"]))
         run.rewrite_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= epoch])
         info(f"resuming {run.path} after epoch {epoch}")
     scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
     info(
         f"training {config.model} on {device} ({len(classes)} classes, {config.size}, batch {config.batch_size}, "
-        + (f"time budget {config.time_budget:g} min" if config.time_budget else f"{planned} epochs")
+        + (f"time budget {config.time_budget:g} min" if config.time_budget else f"{max_epochs} epochs")
         + f") -> {run.path}"
     )
 
@@ -206,7 +200,7 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
             "loader_rng": generator.get_state(),
             "epoch": epoch,
             "step": step,
-            "planned_epochs": planned,
+            "planned_steps": planned,
             "elapsed": elapsed(),
             "num_classes": len(classes),
         }
@@ -214,15 +208,14 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
 
     budget = config.time_budget * 60 if config.time_budget else math.inf
     last_record: dict[str, Any] = {}
-    epoch_times: list[float] = []
     val_time = 0.0
     status = "completed"
     try:
-        while epoch < planned:
-            epoch_start = time.monotonic()
+        while step < planned:
+            epoch_start, first_step = time.monotonic(), step
             model.train()
             total_loss, images_seen, train_time = 0.0, 0, 0.0
-            with progress(steps_per_epoch, f"epoch {epoch + 1}/{planned}") as bar:
+            with progress(steps_per_epoch, f"epoch {epoch + 1}/{-(-planned // steps_per_epoch)}") as bar:
                 tick = time.monotonic()
                 for images, masks in train_loader:
                     images = images.to(device, non_blocking=True, memory_format=memory_format)
@@ -239,7 +232,7 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                     total_loss += loss_value * images.shape[0]
                     images_seen += images.shape[0]
                     bar.advance(1, loss=loss_value, lr=optimizer.param_groups[0]["lr"])
-                    if elapsed() > budget - FINAL_RESERVE_S - val_time:
+                    if step >= planned or elapsed() > budget - FINAL_RESERVE_S - val_time:
                         break
                 train_time = time.monotonic() - tick
             epoch += 1
@@ -251,7 +244,7 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                 "train_images_per_s": images_seen / max(train_time, 1e-9),
             }
             out_of_time = elapsed() > budget - FINAL_RESERVE_S - val_time
-            if epoch % config.eval_every == 0 or epoch >= planned or out_of_time:
+            if epoch % config.eval_every == 0 or step >= planned or out_of_time:
                 val_start = time.monotonic()
                 record.update(
                     validate(model, val_loader, criterion, len(classes), ignore, device, config, memory_format)
@@ -262,14 +255,19 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                     save(run.checkpoints / "best.pt", record)
             record["epoch_time_s"] = time.monotonic() - epoch_start
             record["elapsed_s"] = elapsed()
-            epoch_times.append(record["epoch_time_s"])
             run.log(record)
             last_record = record
-            info(_describe(record, planned))
-            if config.time_budget:  # re-plan: as many more epochs as the remaining time holds
-                remaining = budget - elapsed() - FINAL_RESERVE_S
-                more = 0 if out_of_time else int(remaining // (max(epoch_times[-2:]) * 1.02))
-                new_plan = min(max_epochs, epoch + max(0, more))
+            info(_describe(record, -(-planned // steps_per_epoch)))
+            if config.time_budget and step < planned:  # re-plan: as many more steps as the remaining time holds
+                step_time = train_time / max(1, step - first_step)
+                more = (
+                    0
+                    if out_of_time
+                    else steps_that_fit(
+                        budget - elapsed() - FINAL_RESERVE_S, step_time, val_time, steps_per_epoch, config.eval_every
+                    )
+                )
+                new_plan = min(max_steps, step + more)
                 if new_plan != planned:
                     planned = new_plan
                     scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
@@ -316,21 +314,38 @@ def validate(model, loader, criterion, num_classes, ignore, device, config, memo
     return {"val_loss": total / max(1, count), "pixel_accuracy": metrics["pixel_accuracy"], "miou": metrics["miou"]}
 
 
-def _scheduler_at(config: SegmentConfig, optimizer, epochs: int, steps_per_epoch: int, step: int):
-    """The schedule for ``epochs`` epochs, positioned at ``step`` (used on start, resume and re-plan)."""
+def steps_that_fit(remaining: float, step_time: float, val_time: float, steps_per_epoch: int, eval_every: int) -> int:
+    """Training steps that fit in ``remaining`` seconds with a validation every ``eval_every`` epochs and one
+    at the end; the last epoch may be partial, so no budget is left unused."""
+    epoch_cost = steps_per_epoch * step_time * 1.03 + val_time / eval_every  # 3% for load jitter
+    full = max(0, int((remaining - val_time) // epoch_cost))
+    leftover = remaining - val_time - full * epoch_cost
+    return full * steps_per_epoch + max(0, int(leftover // (step_time * 1.03)))
+
+
+def _scheduler_at(config: SegmentConfig, optimizer, total_steps: int, steps_per_epoch: int, step: int):
+    """The schedule over ``total_steps`` iterations, positioned at ``step`` (on start, resume and re-plan)."""
     import warnings
 
     for group in optimizer.param_groups:
         group.setdefault("initial_lr", group["lr"])
         group["lr"] = group["initial_lr"]
-    scheduler = make_scheduler(
-        config.schedule,
-        optimizer,
-        epochs=max(1, epochs),
-        steps_per_epoch=steps_per_epoch,
-        warmup_epochs=min(config.warmup_epochs, max(0.0, epochs - 1)),
-        power=0.9,
-    )
+    total_steps = max(1, total_steps)
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total_steps - 1)
+    if config.schedule == "step":  # decays every step_size epochs: keep epochs as the unit
+        epochs = -(-total_steps // steps_per_epoch)
+        scheduler = make_scheduler(
+            "step", optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch, warmup_epochs=warmup / steps_per_epoch
+        )
+    else:  # one "epoch" of total_steps: the decay ends exactly at the planned last step
+        scheduler = make_scheduler(
+            config.schedule,
+            optimizer,
+            epochs=1,
+            steps_per_epoch=total_steps,
+            warmup_epochs=(warmup + 0.5) / total_steps if warmup else 0.0,
+            power=0.9,
+        )
     if step:
         with warnings.catch_warnings():  # "step() before optimizer.step()": we are only fast-forwarding
             warnings.simplefilter("ignore")
