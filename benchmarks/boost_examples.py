@@ -117,6 +117,8 @@ def main() -> None:
 
 
 def _cell(value: object) -> str:
+    if isinstance(value, float) and 0 < abs(value) < 1e-4:
+        return f"{value:.1e}"
     if isinstance(value, float):
         return f"{value:.6f}" if abs(value) < 10 else f"{value:.1f}"
     return "" if value is None else str(value)
