@@ -7,7 +7,7 @@ DEMO_DIR="${DEMO_DIR:-.demo}"
 RUNS="${RUNS:-$DEMO_DIR/runs}"
 
 echo "-- mltk rl train --env CartPole-v1 (progress lines: one per evaluation)" >&2
-mltk rl train --env CartPole-v1 --seed 2 --runs-dir "$RUNS" --name cartpole | tee "$DEMO_DIR/rl_train.json"
+mltk rl train --env CartPole-v1 --seed 0 --runs-dir "$RUNS" --name cartpole | tee "$DEMO_DIR/rl_train.json"
 RUN="$RUNS/rl/cartpole"
 
 echo "-- mltk rl evaluate: 100 deterministic episodes with best.pt, and a GIF of the first" >&2
