@@ -26,7 +26,8 @@ DataDir = Annotated[
     ),
 ]
 Workers = Annotated[
-    int | None, typer.Option("--workers", help="DataLoader worker processes. [default: one per spare core, at most 8]")
+    int | None,
+    typer.Option("--workers", help="DataLoader worker processes. \\[default: one per spare core, at most 8]"),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch.")]
 
@@ -35,70 +36,70 @@ def train_command(
     data: DataDir = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="torchvision classifier (`mltk transfer models`). [default: resnet18]"),
+        typer.Option("--model", "-m", help="torchvision classifier (`mltk transfer models`). \\[default: resnet18]"),
     ] = None,
     weights: Annotated[
         str | None,
         typer.Option(
             help="DEFAULT, a torchvision weights name (IMAGENET1K_V1), none (random init), or PATH.pth (a state dict). "
-            "[default: DEFAULT]"
+            "\\[default: DEFAULT]"
         ),
     ] = None,
     mode: Annotated[
         str | None,
         typer.Option(
             help="finetune (all layers train) or feature-extract (frozen, cached backbone; new head only). "
-            "[default: finetune]"
+            "\\[default: finetune]"
         ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs. [default: 25]")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs. \\[default: 25]")] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", "-b", help="Images per batch. [default: 32]")
+        int | None, typer.Option("--batch-size", "-b", help="Images per batch. \\[default: 32]")
     ] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd (with momentum) or adamw. [default: sgd]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (the peak, for onecycle). [default: 0.001]")] = None,
-    momentum: Annotated[float | None, typer.Option(help="SGD momentum. [default: 0.9]")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay. [default: 0]")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd (with momentum) or adamw. \\[default: sgd]")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (the peak, for onecycle). \\[default: 0.001]")] = None,
+    momentum: Annotated[float | None, typer.Option(help="SGD momentum. \\[default: 0.9]")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Weight decay. \\[default: 0]")] = None,
     schedule: Annotated[
-        str | None, typer.Option(help="step, cosine, onecycle, poly or constant, stepped per batch. [default: step]")
+        str | None, typer.Option(help="step, cosine, onecycle, poly or constant, stepped per batch. \\[default: step]")
     ] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warmup length in epochs. [default: 0]")] = None,
-    step_size: Annotated[int | None, typer.Option(help="step schedule: epochs between decays. [default: 7]")] = None,
-    gamma: Annotated[float | None, typer.Option(help="step schedule: decay factor. [default: 0.1]")] = None,
-    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the loss. [default: 0]")] = None,
+    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warmup length in epochs. \\[default: 0]")] = None,
+    step_size: Annotated[int | None, typer.Option(help="step schedule: epochs between decays. \\[default: 7]")] = None,
+    gamma: Annotated[float | None, typer.Option(help="step schedule: decay factor. \\[default: 0.1]")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the loss. \\[default: 0]")] = None,
     balance: Annotated[
         bool | None, typer.Option("--balance/--no-balance", help="Draw classes equally often (weighted sampler).")
     ] = None,
     patience: Annotated[
         int | None,
-        typer.Option(help="Stop after this many epochs without a better val accuracy; 0 = never. [default: 0]"),
+        typer.Option(help="Stop after this many epochs without a better val accuracy; 0 = never. \\[default: 0]"),
     ] = None,
     augment: Annotated[
         str | None,
         typer.Option(
             help="none, basic (RandomResizedCrop + flip), strong (+ TrivialAugment, RandomErasing) or auto "
-            "(basic when fine-tuning, none when feature-extracting). [default: auto]"
+            "(basic when fine-tuning, none when feature-extracting). \\[default: auto]"
         ),
     ] = None,
     views: Annotated[
         int | None,
         typer.Option(
-            help="feature-extract with --augment basic|strong: augmented views cached per image. [default: 4]"
+            help="feature-extract with --augment basic|strong: augmented views cached per image. \\[default: 4]"
         ),
     ] = None,
     image_size: Annotated[
-        int | None, typer.Option(help="Input crop size in pixels. [default: the weights' own, 224 for most]")
+        int | None, typer.Option(help="Input crop size in pixels. \\[default: the weights' own, 224 for most]")
     ] = None,
     val_fraction: Annotated[
-        float | None, typer.Option(help="Share held out for validation when DATA has no val/ folder. [default: 0.2]")
+        float | None, typer.Option(help="Share held out for validation when DATA has no val/ folder. \\[default: 0.2]")
     ] = None,
     strict: Annotated[
         bool | None, typer.Option("--strict/--no-strict", help="An unreadable image is an error (exit 3), not a skip.")
     ] = None,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA. [default: on]")] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA. \\[default: on]")] = None,
     channels_last: Annotated[
         bool | None,
-        typer.Option("--channels-last/--no-channels-last", help="channels_last memory on CUDA. [default: on]"),
+        typer.Option("--channels-last/--no-channels-last", help="channels_last memory on CUDA. \\[default: on]"),
     ] = None,
     workers: Workers = None,
     config: options.ConfigFile = None,
@@ -145,7 +146,7 @@ def evaluate_command(
     run: options.RunRef,
     data: Annotated[
         str | None,
-        typer.Option("--data", help="DIR/val, or DIR as a <class>/ tree. [default: the run's validation split]"),
+        typer.Option("--data", help="DIR/val, or DIR as a <class>/ tree. \\[default: the run's validation split]"),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="k of the top-k accuracy (capped at the classes).")] = 5,
     errors: Annotated[bool, typer.Option("--errors", help="List the misclassified files.")] = False,
@@ -193,7 +194,7 @@ def predict_command(
     ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="csv (path,label,probability) or jsonl. [default: csv; jsonl with --top-k]"),
+        typer.Option("--format", help="csv (path,label,probability) or jsonl. \\[default: csv; jsonl with --top-k]"),
     ] = None,
     output: options.Output = None,
     batch_size: BatchSize = 32,
