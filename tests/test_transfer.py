@@ -123,7 +123,14 @@ def test_bad_folders_are_exit_3(mltk, copy, tmp_path):
 
 
 def test_weights_errors(mltk, shapes, tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty cache: must download
+    import urllib.error
+
+    import torchvision.models._api
+
+    def offline(url, *args, **kwargs):  # what torchvision meets without internet, made certain anywhere
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
     options = ["--data", shapes, "--model", "mobilenet_v3_small", "--runs-dir", tmp_path / "runs"]
     fails(mltk("transfer", "finetune", *options), 4, "could not download", "--weights PATH")
     assert not (tmp_path / "runs" / "transfer").exists() or not any((tmp_path / "runs" / "transfer").iterdir())
