@@ -153,3 +153,33 @@ def test_predict_missing_file_warns_and_empty_input_is_usage_error(mltk, shapes,
     assert len(result.stdout.splitlines()) == 2 and "absent.png" in result.stderr
     fails(mltk("transfer", "predict", out["run_dir"], tmp_path / "absent.png", "--strict"), 3, "absent.png")
     assert mltk("transfer", "predict", out["run_dir"]).exit_code == 2
+
+
+def test_recipe_options_run(mltk, shapes, tmp_path):
+    recipe = ["--balance", "--augment", "strong", "--schedule", "cosine", "--warmup-epochs", "0.5"]
+    recipe += ["--label-smoothing", "0.1", "--optimizer", "adamw", "--patience", "1"]
+    out = ok(mltk("transfer", "train", "--data", shapes, *FAST, *recipe, *args(epochs=3, runs_dir=tmp_path))).json()
+    assert 1 <= out["epochs_run"] <= 3
+    views = ["--mode", "feature-extract", "--augment", "basic", "--views", "2", "--balance"]
+    out = ok(mltk("transfer", "train", "--data", shapes, *FAST, *views, *args(epochs=2, runs_dir=tmp_path))).json()
+    assert out["epochs_run"] == 2
+
+
+def test_interrupt_saves_state_and_resume_finishes(mltk, shapes, tmp_path, monkeypatch):
+    from mltoolkit.transfer import trainer
+
+    original = trainer.FinetuneLearner.train_epoch
+
+    def interrupted_in_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(trainer.FinetuneLearner, "train_epoch", interrupted_in_epoch_2)
+    runs = tmp_path / "runs"
+    fails(mltk("transfer", "train", "--data", shapes, *FAST, *args(epochs=2, runs_dir=runs, name="cut")), 130)
+    run = runs / "transfer" / "cut"
+    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(trainer.FinetuneLearner, "train_epoch", original)
+    out = ok(mltk("transfer", "train", "--resume", "cut", "--runs-dir", runs)).json()
+    assert out["epochs_run"] == 2 and json.loads((run / "summary.json").read_text())["status"] == "completed"
