@@ -192,3 +192,14 @@ def test_bad_runs_and_options(mltk, tmp_path):
     fails(mltk("rl", "evaluate", tmp_path / "missing"), 3, "missing")
     fails(mltk("rl", "train", "--hidden", "64,x", "--runs-dir", tmp_path), 3, "--hidden")
     assert mltk("rl", "train", "--total-steps", "lots").exit_code == 2
+
+
+def test_vector_environments_count_every_step(mltk, tmp_path):
+    import torch
+
+    result = _train(mltk, tmp_path, "--num-envs", "3", "--total-steps", "301")
+    assert result["steps"] == 303  # whole vector steps: 101 x 3
+    state = torch.load(Path(result["run_dir"]) / "checkpoints" / "last.pt", weights_only=True)["state"]
+    assert state["replay"]["size"] == 303
+    terminated = state["replay"]["terminated"]
+    assert 0 < int(terminated.sum()) == result["episodes"]  # CartPole episodes this short all terminate
