@@ -40,6 +40,7 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
         tmp.write_bytes(b"png")
         assert not target.exists()
     assert target.read_bytes() == b"png"
+    assert target.stat().st_mode & 0o044, "outputs must be readable like a plain open() would make them"
 
 
 # -- runs ------------------------------------------------------------------------------------
