@@ -121,7 +121,10 @@ def train_command(
     config: options.ConfigFile = None,
     device: options.Device = None,
     seed: options.Seed = None,
-    threads: options.Threads = None,
+    threads: Annotated[
+        int | None,
+        _opt("CPU threads for torch; 0: the cores left beside the DataLoader workers. [default: 0]", "--threads"),
+    ] = None,
     deterministic: options.Deterministic = False,
     runs_dir: options.RunsDir = Path("runs"),
     name: options.RunName = None,
