@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo` step for mltk segment: drawn shapes (3 classes + background, 64x64), a short LRASPP
-# training run (10 epochs, ~40 s on 2 cores), its per-class IoU on the validation split, and masks + overlays for three images.
+# training run (10 epochs, under a minute on 2 cores), its per-class IoU on the validation split,
+# and masks + overlays for three images.
 set -euo pipefail
 DEMO_DIR="${DEMO_DIR:-.demo}"
 RUNS="${RUNS:-$DEMO_DIR/runs}"
