@@ -40,3 +40,24 @@ def test_runs_show_missing_run_is_exit_3(mltk, tmp_path):
 
 def test_runs_list_unknown_technique(mltk, tmp_path):
     fails(mltk("runs", "list", "--runs-dir", tmp_path, "--technique", "svm"), 3, "svm")
+
+
+def test_every_help_shows_its_defaults():
+    """A help text's ``[default: ...]`` must be escaped, or rich reads it as markup and silently drops it."""
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from mltoolkit.cli import app
+
+    def walk(command, path):
+        subcommands = getattr(command, "commands", {})
+        if not subcommands:
+            yield path, command
+        for name, sub in subcommands.items():
+            yield from walk(sub, [*path, name])
+
+    runner = CliRunner()
+    for path, command in walk(get_command(app), []):
+        promised = sum("default:" in (getattr(p, "help", None) or "") for p in command.params)
+        shown = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "300"}).output.count("default:")
+        assert shown >= promised, f"mltk {' '.join(path)} --help drops a [default: ...]"

@@ -48,11 +48,11 @@ def train_command(
     target: Annotated[str | None, typer.Option("--target", "-t", help="The column to predict.")] = None,
     label_column: Annotated[
         int | None,
-        typer.Option("--label-column", help="The target by position (headerless files). [default: 0 there]"),
+        typer.Option("--label-column", help="The target by position (headerless files). \\[default: 0 there]"),
     ] = None,
     task: Annotated[
         str | None,
-        typer.Option(help="auto, binary, multiclass, regression or lambdarank. [default: auto, from the target]"),
+        typer.Option(help="auto, binary, multiclass, regression or lambdarank. \\[default: auto, from the target]"),
     ] = None,
     weight: Annotated[str | None, typer.Option(help="Column of row weights (or a DATA.weight side file).")] = None,
     group: Annotated[
@@ -63,13 +63,13 @@ def train_command(
     categorical: CategoricalColumns = None,
     valid: Annotated[str | None, typer.Option(help="Validation table for early stopping (instead of a split).")] = None,
     valid_fraction: Annotated[
-        float | None, typer.Option(help="Hold out this fraction of DATA for early stopping. [default: 0.2]")
+        float | None, typer.Option(help="Hold out this fraction of DATA for early stopping. \\[default: 0.2]")
     ] = None,
-    num_rounds: Annotated[int | None, typer.Option(help="Most boosting rounds. [default: 1000]")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Shrinkage per round. [default: 0.05]")] = None,
-    num_leaves: Annotated[int | None, typer.Option(help="Leaves per tree. [default: 31]")] = None,
+    num_rounds: Annotated[int | None, typer.Option(help="Most boosting rounds. \\[default: 1000]")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Shrinkage per round. \\[default: 0.05]")] = None,
+    num_leaves: Annotated[int | None, typer.Option(help="Leaves per tree. \\[default: 31]")] = None,
     early_stopping: Annotated[
-        int | None, typer.Option(help="Stop after this many rounds without improvement; 0 = off. [default: 50]")
+        int | None, typer.Option(help="Stop after this many rounds without improvement; 0 = off. \\[default: 50]")
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", "-p", help="Any LightGBM parameter as key=value (repeatable).")
@@ -81,16 +81,16 @@ def train_command(
             "--tune/--no-tune", help="Search tree size and regularisation by 3-fold CV on the training rows first."
         ),
     ] = None,
-    tune_trials: Annotated[int | None, typer.Option(help="Candidates --tune tries. [default: 12]")] = None,
+    tune_trials: Annotated[int | None, typer.Option(help="Candidates --tune tries. \\[default: 12]")] = None,
     refit: Annotated[
         bool | None,
         typer.Option(
             "--refit/--no-refit",
-            help="Refit on all rows for the (scaled) best round count found on the split or by CV. [default: on]",
+            help="Refit on all rows for the (scaled) best round count found on the split or by CV. \\[default: on]",
         ),
     ] = None,
     init_score: Annotated[
-        bool | None, typer.Option("--init-score/--no-init-score", help="Use DATA.init side files. [default: on]")
+        bool | None, typer.Option("--init-score/--no-init-score", help="Use DATA.init side files. \\[default: on]")
     ] = None,
     lightgbm_config: Annotated[
         Path | None,
@@ -100,7 +100,7 @@ def train_command(
     ] = None,
     config: options.ConfigFile = None,
     device: options.Device = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for LightGBM. [default: LightGBM's own seeds]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for LightGBM. \\[default: LightGBM's own seeds]")] = None,
     threads: options.Threads = None,
     deterministic: options.Deterministic = False,
     runs_dir: options.RunsDir = Path("runs"),

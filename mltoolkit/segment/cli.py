@@ -16,7 +16,8 @@ app = typer.Typer(
 
 
 def _opt(help_text: str, *names: str) -> typer.models.OptionInfo:
-    return typer.Option(*names, help=help_text)
+    """An option whose help may say ``[default: ...]``: escaped, or rich would read it as markup and drop it."""
+    return typer.Option(*names, help=help_text.replace("[", "\\["))
 
 
 @app.command("train")
