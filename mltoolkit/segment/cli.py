@@ -56,7 +56,7 @@ def train_command(
         str | None, _opt("Training resolution HxW (validation resizes to it). [default: 360x480]", "--size")
     ] = None,
     scale: Annotated[
-        str | None, _opt("Random rescale range MIN,MAX before the random crop. [default: 0.75,1.5]", "--scale")
+        str | None, _opt("Random rescale range MIN,MAX before the random crop (0.5,2 for long runs). [default: 1,1]", "--scale")
     ] = None,
     epochs: Annotated[int | None, _opt("Epochs. [default: 30, or as many as --time-budget allows]", "--epochs")] = None,
     time_budget: Annotated[
@@ -69,8 +69,8 @@ def train_command(
     batch_size: Annotated[
         int | None, _opt("Images per batch (last incomplete batch dropped). [default: 8]", "--batch-size")
     ] = None,
-    optimizer: Annotated[str | None, _opt("sgd (momentum 0.9) or adamw. [default: sgd]", "--optimizer")] = None,
-    lr: Annotated[float | None, _opt("Peak learning rate. [default: 2e-3 adamw, 0.02 sgd]", "--lr")] = None,
+    optimizer: Annotated[str | None, _opt("adamw or sgd (momentum 0.9). [default: adamw]", "--optimizer")] = None,
+    lr: Annotated[float | None, _opt("Peak learning rate. [default: 5e-3 adamw, 0.02 sgd]", "--lr")] = None,
     weight_decay: Annotated[
         float | None, _opt("Weight decay. [default: 1e-2 adamw, 1e-4 sgd]", "--weight-decay")
     ] = None,

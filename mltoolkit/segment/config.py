@@ -37,12 +37,12 @@ class SegmentConfig:
     weights: str | None = None  # full segmentation weights: none, DEFAULT, an enum name or a file
     weights_backbone: str | None = None  # ImageNet backbone weights: none, DEFAULT, an enum name or a file
     size: str = "360x480"  # training resolution HxW; validation resizes to it as well
-    scale: tuple[float, float] = (0.75, 1.5)  # random rescale range before the random crop
+    scale: tuple[float, float] = (1.0, 1.0)  # random rescale range before the random crop; off for short runs
     epochs: int | None = None  # None: 30, or as many as the time budget allows
     time_budget: float | None = None  # minutes of wall clock for the whole train command
     batch_size: int = 8
-    optimizer: Optimizer = "sgd"
-    lr: float | None = None  # None: 2e-3 for AdamW, 0.02 for SGD
+    optimizer: Optimizer = "adamw"
+    lr: float | None = None  # None: 5e-3 for AdamW, 0.02 for SGD
     weight_decay: float | None = None  # None: 1e-2 for AdamW, 1e-4 for SGD
     momentum: float = 0.9
     schedule: Schedule = "poly"
@@ -96,7 +96,7 @@ def check_config(config: SegmentConfig) -> None:
 
 
 def resolved_lr(config: SegmentConfig) -> float:
-    return config.lr if config.lr is not None else (2e-3 if config.optimizer == "adamw" else 0.02)
+    return config.lr if config.lr is not None else (5e-3 if config.optimizer == "adamw" else 0.02)
 
 
 def resolved_weight_decay(config: SegmentConfig) -> float:
