@@ -1,9 +1,9 @@
 """Generic pieces of a torch training loop shared by the image techniques (transfer, segment).
 
-Kept deliberately small: mixed precision that is on only where it helps (CUDA), learning-rate
-schedules stepped once per iteration (so warmup and poly decay are smooth and resume exactly),
-the random-generator state a resumed run needs, and early stopping. The loops themselves stay in
-each technique, plain and readable like torchvision's reference scripts.
+Kept deliberately small: mixed precision that is on only where it helps (CUDA), one DataLoader
+setup, learning-rate schedules stepped once per iteration (so warmup and poly decay are smooth and
+resume exactly), the random-generator state a resumed run needs, and early stopping. The loops
+themselves stay in each technique, plain and readable like torchvision's reference scripts.
 """
 
 from __future__ import annotations
@@ -37,6 +37,36 @@ def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
     import torch
 
     return torch.amp.GradScaler("cuda", enabled=enabled and device.type == "cuda")
+
+
+def data_loader(
+    dataset: Any,
+    *,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    shuffle: bool = False,
+    drop_last: bool = False,
+    sampler: Any = None,
+    generator: torch.Generator | None = None,
+    collate_fn: Any = None,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader with persistent workers (no re-spawn, and worker-side caches survive, across epochs)
+    and pinned memory for CUDA."""
+    import torch
+
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=workers,
+        collate_fn=collate_fn,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=generator,
+    )
 
 
 def make_scheduler(

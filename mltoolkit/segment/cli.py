@@ -56,7 +56,8 @@ def train_command(
         str | None, _opt("Training resolution HxW (validation resizes to it). [default: 360x480]", "--size")
     ] = None,
     scale: Annotated[
-        str | None, _opt("Random rescale range MIN,MAX before the random crop (0.5,2 for long runs). [default: 1,1]", "--scale")
+        str | None,
+        _opt("Random rescale range MIN,MAX before the random crop (0.5,2 for long runs). [default: 1,1]", "--scale"),
     ] = None,
     epochs: Annotated[int | None, _opt("Epochs. [default: 30, or as many as --time-budget allows]", "--epochs")] = None,
     time_budget: Annotated[

@@ -23,7 +23,15 @@ from mltoolkit.core.device import available_cores, dataloader_workers, resolve_d
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
 from mltoolkit.core.runs import Run, start_run
-from mltoolkit.core.training import EarlyStopping, autocast, grad_scaler, make_scheduler, rng_state, set_rng_state
+from mltoolkit.core.training import (
+    EarlyStopping,
+    autocast,
+    data_loader,
+    grad_scaler,
+    make_scheduler,
+    rng_state,
+    set_rng_state,
+)
 from mltoolkit.segment import data as D
 from mltoolkit.segment.config import (
     MODELS,
@@ -118,14 +126,10 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
         train_split, classes, size, mean, std, ignore, train=True, scale=config.scale, cache=config.cache
     )
     val_set = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False, cache=config.cache)
-    loader_args = {"num_workers": config.workers, "pin_memory": device.type == "cuda"}
-    if config.workers:
-        loader_args["persistent_workers"] = True
+    loader_args = {"batch_size": config.batch_size, "workers": config.workers, "device": device}
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = torch.utils.data.DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator, **loader_args
-    )
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=config.batch_size, **loader_args)
+    train_loader = data_loader(train_set, shuffle=True, drop_last=True, generator=generator, **loader_args)
+    val_loader = data_loader(val_set, **loader_args)
 
     model = build_model(config, len(classes), pretrained=resume is None).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format

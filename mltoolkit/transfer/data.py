@@ -267,32 +267,6 @@ def collate(batch: list[tuple[Any, int, int]]) -> tuple[torch.Tensor, torch.Tens
     return images, labels, indices, bad
 
 
-def make_loader(
-    dataset: ImageDataset,
-    *,
-    batch_size: int,
-    workers: int,
-    device: torch.device,
-    shuffle: bool = False,
-    sampler: Any = None,
-    generator: torch.Generator | None = None,
-) -> Any:
-    """A DataLoader with persistent workers (no re-spawn per epoch) and pinned memory for CUDA."""
-    import torch
-
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate,
-        pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-        generator=generator,
-    )
-
-
 def iter_input_paths(inputs: Iterable[str]) -> Iterator[str]:
     """Expand predict's inputs: files as given, folders to their images, ``-`` to the paths on stdin."""
     from mltoolkit.core.io import iter_lines

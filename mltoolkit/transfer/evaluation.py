@@ -102,8 +102,9 @@ def evaluate(
 
     from mltoolkit.core.device import dataloader_workers, set_threads
     from mltoolkit.core.io import write_json
+    from mltoolkit.core.training import data_loader
     from mltoolkit.transfer.classifier import load_classifier
-    from mltoolkit.transfer.data import ImageDataset, check_images, eval_transform, make_loader, report_bad_image
+    from mltoolkit.transfer.data import ImageDataset, check_images, collate, eval_transform, report_bad_image
     from mltoolkit.transfer.engine import score_batches
 
     set_threads(threads)
@@ -113,11 +114,12 @@ def evaluate(
     if not samples:
         raise DataError(f"{where}: no readable images to evaluate")
     info(f"evaluating {clf.checkpoint} on {len(samples)} images from {where}")
-    loader = make_loader(
+    loader = data_loader(
         ImageDataset(samples, eval_transform(clf.pre)),
         batch_size=batch_size,
         workers=dataloader_workers(workers),
         device=clf.device,
+        collate_fn=collate,
     )
 
     def on_bad(indices: list[int]) -> None:

@@ -185,8 +185,8 @@ class FinetuneLearner:
     ) -> None:
         import torch
 
-        from mltoolkit.core.training import grad_scaler
-        from mltoolkit.transfer.data import ImageDataset, eval_transform, make_loader, train_transform
+        from mltoolkit.core.training import data_loader, grad_scaler
+        from mltoolkit.transfer.data import ImageDataset, collate, eval_transform, train_transform
 
         cfg = ctx.cfg
         self.ctx = ctx
@@ -197,21 +197,23 @@ class FinetuneLearner:
             weights = class_balance_weights(train, len(ctx.classes))
             sampler = torch.utils.data.WeightedRandomSampler(weights, len(train), generator=self.generator)
         transform = train_transform(ctx.pre, cfg.resolved_augment())
-        loader = make_loader(
+        loader = data_loader(
             ImageDataset(train, transform),
             batch_size=cfg.batch_size,
             workers=ctx.workers,
             device=ctx.device,
+            collate_fn=collate,
             shuffle=True,
             sampler=sampler,
             generator=self.generator,
         )
         self.train_loader, self.train_samples = loader, train
-        self.val_loader = make_loader(
+        self.val_loader = data_loader(
             ImageDataset(val, eval_transform(ctx.pre)),
             batch_size=cfg.batch_size,
             workers=ctx.workers,
             device=ctx.device,
+            collate_fn=collate,
         )
         self.val_samples = val
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -311,14 +313,16 @@ class HeadLearner:
         self.best_on_disk = False
 
     def _extract(self, samples: list[Sample], transform: Any, description: str) -> tuple[torch.Tensor, torch.Tensor]:
-        from mltoolkit.transfer.data import ImageDataset, make_loader
+        from mltoolkit.core.training import data_loader
+        from mltoolkit.transfer.data import ImageDataset, collate
         from mltoolkit.transfer.engine import extract_features
 
-        loader = make_loader(
+        loader = data_loader(
             ImageDataset(samples, transform),
             batch_size=self.ctx.cfg.batch_size,
             workers=self.ctx.workers,
             device=self.ctx.device,
+            collate_fn=collate,
         )
         return extract_features(
             self.model,
