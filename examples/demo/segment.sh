@@ -10,7 +10,7 @@ DATA="$DEMO_DIR/shapes"
 python -m mltoolkit.segment.synthetic "$DATA" --train 96 --val 24 >/dev/null
 echo "data: $DATA/{train,val}/{images,masks} + classes.json (background, circle, square, triangle)" >&2
 
-mltk segment train "$DATA" --size 112x112 --scale 1,1 --loss ce+dice --optimizer adamw --lr 5e-3 --epochs 10 \
+mltk segment train "$DATA" --size 112x112 --loss ce+dice --epochs 10 \
     --runs-dir "$RUNS" --name shapes
 mltk segment evaluate segment/shapes --runs-dir "$RUNS" --format table
 mltk segment predict segment/shapes "$DATA"/val/images/val_000{0,1,2}.png --runs-dir "$RUNS" \
