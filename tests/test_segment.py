@@ -247,3 +247,35 @@ def test_time_budget_stops_on_time(broken):
     result = ok(invoke("segment", "train", data, *flags, "--epochs", "50", "--time-budget", "0.05")).json()
     assert 1 <= result["epochs"] < 50  # 3 s: the plan shrinks to what fits, and the run still completes
     assert result["best_val_miou"] is not None
+
+
+def test_weights_from_local_files_and_failed_download(broken, tmp_path, monkeypatch):
+    import urllib.error
+
+    import torch
+    import torchvision.models._api
+    from torchvision.models import mobilenet_v3_large
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    from mltoolkit.segment.config import SegmentConfig
+    from mltoolkit.segment.model import build_model
+
+    torch.manual_seed(0)
+    backbone_file = tmp_path / "mobilenet.pth"
+    torch.save(mobilenet_v3_large(weights=None).state_dict(), backbone_file)
+    model = build_model(SegmentConfig(weights_backbone=str(backbone_file)), num_classes=4)
+    expected = torch.load(backbone_file)["features.0.0.weight"]
+    assert torch.equal(model.backbone["0"][0].weight, expected)  # features.N -> backbone N
+
+    whole_file = tmp_path / "lraspp21.pth"  # another class count: the class head is left as built
+    torch.save(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).state_dict(), whole_file)
+    model = build_model(SegmentConfig(weights=str(whole_file)), num_classes=4)
+    assert torch.equal(model.backbone["0"][0].weight, torch.load(whole_file)["backbone.0.0.weight"])
+    assert model.classifier.low_classifier.out_channels == 4
+
+    def offline(url, *args, **kwargs):  # what torchvision meets without internet, made certain anywhere
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    data, flags = broken
+    fails(invoke("segment", "train", data, *flags, "--weights-backbone", "DEFAULT"), 4, "--weights-backbone")
