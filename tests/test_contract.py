@@ -42,3 +42,8 @@ def test_unknown_run_is_exit_3_naming_it(mltk, tmp_path, technique, verb):
     extra = EXTRA_ARGS.get((technique, verb), [])
     for run, says in (("no-such-run", "no-such-run"), ("latest", "no runs under")):
         fails(mltk(technique, verb, run, *extra, "--runs-dir", tmp_path / "runs", input=""), 3, says)
+
+
+@pytest.mark.parametrize("technique", [t for t in TECHNIQUES if t != "rl"])  # rl has a default env
+def test_train_without_data_is_a_usage_error(mltk, tmp_path, technique):
+    fails(mltk(technique, "train", "--runs-dir", tmp_path / "runs"), 2)

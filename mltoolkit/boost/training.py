@@ -16,7 +16,7 @@ from mltoolkit.boost.schema import Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress
 from mltoolkit.core.device import resolve_threads
-from mltoolkit.core.errors import DataError
+from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import atomic_path, write_json
 from mltoolkit.core.runs import Run, start_run
 
@@ -28,7 +28,7 @@ SCHEMA_FILE = "schema.json"
 
 def load_training_data(cfg: BoostConfig, source: str | None) -> tuple[Schema, Prepared, Table]:
     if source is None:
-        raise DataError("no training data: give DATA (a path or -) or a --lightgbm-config naming one")
+        raise UsageError("no training data: give DATA (a path or -) or a --lightgbm-config naming one")
     table = read_data(source)
     target = target_name(table, cfg.target, cfg.label_column)
     schema = build_schema(

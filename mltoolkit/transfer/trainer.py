@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info
-from mltoolkit.core.errors import DataError
+from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run, start_run
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
@@ -32,7 +32,7 @@ TECHNIQUE = "transfer"
 def check_config(cfg: TransferConfig) -> None:
     """Reject values no run could use before anything is loaded."""
     if not cfg.data:
-        raise DataError("no data folder: pass --data DIR (DIR/train/<class>/*, DIR/val/<class>/* or DIR/<class>/*)")
+        raise UsageError("no data folder: pass --data DIR (DIR/train/<class>/*, DIR/val/<class>/* or DIR/<class>/*)")
     positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "views": cfg.views, "step_size": cfg.step_size}
     for key, value in positive.items():
         if value < 1:
