@@ -119,7 +119,6 @@ def ranking_metrics(y: np.ndarray, score: np.ndarray, group_sizes: np.ndarray) -
 
 
 HEADLINE = {"binary": "auc", "multiclass": "multi_logloss", "regression": "l2", "lambdarank": "ndcg@5"}
-HIGHER_IS_BETTER = {"auc": True, "multi_logloss": False, "l2": False, "ndcg@5": True}
 
 
 def task_metrics(

@@ -26,10 +26,6 @@ def set_quiet(quiet: bool) -> None:
     _state["quiet"] = quiet
 
 
-def is_quiet() -> bool:
-    return _state["quiet"]
-
-
 def info(message: str) -> None:
     """A progress or status line for humans (suppressed by --quiet)."""
     if not _state["quiet"]:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     import scipy.sparse as sp
 
 MODELS = ("als", "bpr", "cosine", "bm25", "tfidf", "ease", "popularity")
-KNN_MODELS = ("cosine", "bm25", "tfidf")
 GPU_MODELS = ("als", "bpr")
 
 # Hyperparameters each model reads; None in the config means "this model's default" (below).
