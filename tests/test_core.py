@@ -294,3 +294,21 @@ def test_rng_state_round_trip_and_early_stopping(tmp_path):
 
 def test_run_is_a_value():
     assert Run(Path("runs/rl/a")).technique == "rl"
+
+
+def test_progress_keeps_the_last_numbers_between_updates(monkeypatch):
+    """Loops read their metrics rarely (``.item()`` syncs CUDA); the bar must not blank them in between."""
+    import io
+
+    from rich.console import Console
+
+    from mltoolkit.core import console
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(console, "err_console", Console(file=buffer, force_terminal=True, width=150))
+    monkeypatch.setattr(console, "_animated", lambda: True)
+    with console.progress(3, "epoch") as bar:
+        bar.advance(1, loss=0.5)
+        bar.advance(1)
+        bar.advance(1)
+    assert "loss 0.5" in buffer.getvalue().rsplit("\r", 1)[-1]

@@ -50,12 +50,17 @@ class _Progress:
         self._bar, self._task = bar, task
 
     def advance(self, n: float = 1, **fields: Any) -> None:
+        """Move by ``n``; ``fields`` replace the numbers shown, and without any the last ones stay."""
         if self._bar is not None:
-            self._bar.update(self._task, advance=n, stats=_format_fields(fields))
+            self._bar.update(self._task, advance=n, **_stats(fields))
 
     def update(self, completed: float | None = None, **fields: Any) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=completed, stats=_format_fields(fields))
+            self._bar.update(self._task, completed=completed, **_stats(fields))
+
+
+def _stats(fields: Mapping[str, Any]) -> dict[str, str]:
+    return {"stats": _format_fields(fields)} if fields else {}
 
 
 def _format_fields(fields: Mapping[str, Any]) -> str:

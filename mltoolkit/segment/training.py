@@ -220,9 +220,9 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
         while step < planned:
             epoch_start, first_step = time.monotonic(), step
             model.train()
-            total_loss, images_seen, train_time = 0.0, 0, 0.0
+            loss_sum, images_seen, train_time = torch.zeros((), device=device), 0, 0.0
             with progress(steps_per_epoch, f"epoch {epoch + 1}/{-(-planned // steps_per_epoch)}") as bar:
-                tick = time.monotonic()
+                tick = shown = time.monotonic()
                 for images, masks in train_loader:
                     images = images.to(device, non_blocking=True, memory_format=memory_format)
                     masks = masks.to(device, non_blocking=True)
@@ -234,10 +234,13 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                     scaler.update()
                     scheduler.step()
                     step += 1
-                    loss_value = loss.item()
-                    total_loss += loss_value * images.shape[0]
+                    loss_sum += loss.detach() * images.shape[0]  # read once a second at most: .item() syncs CUDA
                     images_seen += images.shape[0]
-                    bar.advance(1, loss=loss_value, lr=optimizer.param_groups[0]["lr"])
+                    if time.monotonic() - shown > 1.0:
+                        shown = time.monotonic()
+                        bar.advance(1, loss=loss_sum.item() / images_seen, lr=optimizer.param_groups[0]["lr"])
+                    else:
+                        bar.advance(1)
                     if step >= planned or elapsed() > budget - FINAL_RESERVE_S - val_time:
                         break
                 train_time = time.monotonic() - tick
@@ -246,7 +249,7 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                 "epoch": epoch,
                 "step": step,
                 "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": total_loss / max(1, images_seen),
+                "train_loss": loss_sum.item() / max(1, images_seen),
                 "train_images_per_s": images_seen / max(train_time, 1e-9),
             }
             out_of_time = elapsed() > budget - FINAL_RESERVE_S - val_time
