@@ -279,3 +279,29 @@ def test_weights_from_local_files_and_failed_download(broken, tmp_path, monkeypa
     monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
     data, flags = broken
     fails(invoke("segment", "train", data, *flags, "--weights-backbone", "DEFAULT"), 4, "--weights-backbone")
+
+
+def test_torchrun_two_processes_write_one_run(broken, tmp_path):
+    """DESIGN.md's scaling path: `torchrun -m mltoolkit segment train` (gloo on CPU). Rank 0 alone writes and
+    prints; the validation sums cover the whole split, so evaluate on one process agrees with training."""
+    import os
+    import subprocess
+    import sys
+
+    data = make_data(tmp_path / "data", train=12, val=5)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "mltoolkit", "segment", "train", data, *FAST, "--batch-size", "2", "--epochs", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [str(c) for c in command + ["--runs-dir", tmp_path / "runs"]], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stdout
+    result = json.loads(lines[0])
+    assert [p.name for p in (tmp_path / "runs" / "segment").iterdir()] == [tmp_path.joinpath(result["run_dir"]).name]
+    records = [json.loads(line) for line in (tmp_path / result["run_dir"]).joinpath("metrics.jsonl").open()]
+    assert [r["step"] for r in records] == [3, 6]  # 12 images / 2 processes / batch 2 = 3 steps an epoch
+    report = ok(invoke("segment", "evaluate", result["run_dir"], "--format", "json", "--threads", "1")).json()
+    assert report["images"] == 5
+    assert report["miou"] == pytest.approx(result["best_val_miou"])  # 64x64 data trained at 64x64: same pixels

@@ -191,7 +191,9 @@ def train_command(
     cfg = build_config(SegmentConfig, saved, load_config_file(config) if config else None, flags, source="option")
     if not cfg.data:
         raise UsageError("no data: pass DATA or --data DIR")
-    emit_json(train(cfg, runs_dir=runs_dir, name=name, resume=resume))
+    result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
+    if result is not None:  # None: a process other than rank 0 under torchrun
+        emit_json(result)
 
 
 @app.command("evaluate")

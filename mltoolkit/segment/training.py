@@ -6,6 +6,10 @@ confusion matrix over the validation split at the training resolution; ``best.pt
 linearly and then decays as torchvision's ``poly`` (stepped per iteration). With ``--time-budget``
 the number of steps is re-planned after each epoch from the measured step and validation times
 (the last epoch may be partial), so the decay still ends at zero when the budget runs out.
+
+Under ``torchrun`` (core.distributed) each process trains on its shard of every epoch through DDP,
+validates its share of the split (the confusion matrices are summed), and follows rank 0's plan;
+rank 0 alone writes the run directory.
 """
 
 from __future__ import annotations
@@ -20,6 +24,17 @@ from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress, warn
 from mltoolkit.core.device import available_cores, dataloader_workers, resolve_device, seed_everything, set_threads
+from mltoolkit.core.distributed import (
+    World,
+    all_sum,
+    from_main,
+    join,
+    launched_world,
+    leave,
+    shard,
+    train_sampler,
+    wrap,
+)
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
 from mltoolkit.core.runs import Run, start_run
@@ -87,16 +102,28 @@ def resolve(
     )
 
 
-def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None):
-    """Train a segmentation model and write a run directory; returns the headline result."""
+def train(
+    config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
+) -> dict[str, Any] | None:
+    """Train a segmentation model and write a run directory; returns the headline result (None on the
+    processes other than rank 0 under torchrun)."""
+    world = launched_world()
+    try:
+        return _train(config, world, runs_dir=runs_dir, name=name, resume=resume)
+    finally:
+        leave(world)
+
+
+def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: str | None, resume: str | None):
     started = time.monotonic()
     check_config(config)
     import torch
 
-    # threads + worker processes = cores: 2 torch threads beside a busy worker on 2 cores ran 5x slower
+    # threads + worker processes = cores (shared by the torchrun processes): 2 torch threads beside a busy
+    # worker on 2 cores ran 5x slower
     workers = config.workers if config.workers is not None else dataloader_workers(None)
-    threads = set_threads(config.threads or max(1, available_cores() - workers))
-    device = resolve_device(config.device)
+    threads = set_threads(config.threads or max(1, available_cores() // world.size - workers))
+    device = join(world, resolve_device(config.device))
     seed_everything(config.seed, config.deterministic)
     size = parse_size(config.size)
 
@@ -128,8 +155,11 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
     val_set = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False, cache=config.cache)
     loader_args = {"batch_size": config.batch_size, "workers": config.workers, "device": device}
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = data_loader(train_set, shuffle=True, drop_last=True, generator=generator, **loader_args)
-    val_loader = data_loader(val_set, **loader_args)
+    sampler = train_sampler(train_set, world, config.seed)
+    train_loader = data_loader(
+        train_set, shuffle=True, drop_last=True, generator=generator, sampler=sampler, **loader_args
+    )
+    val_loader = data_loader(shard(val_set, world), **loader_args)
 
     model = build_model(config, len(classes), pretrained=resume is None).to(device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -158,23 +188,26 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
         "layout": layout.kind,
     }
     checkpoint_config = {**config_dict(config), **meta}
-    run, resumed = start_run(
-        TECHNIQUE,
-        config_dict(config),
-        name=name or _default_name(config),
-        runs_dir=runs_dir,
-        resume=resume,
-        device=str(device),
-        seed=config.seed,
-    )
+    run, resumed = None, False
+    if world.is_main:
+        run, resumed = start_run(
+            TECHNIQUE,
+            config_dict(config),
+            name=name or _default_name(config),
+            runs_dir=runs_dir,
+            resume=resume,
+            device=str(device),
+            seed=config.seed,
+        )
+    run_path, resumed = from_main((run.path if run else None, resumed), world)
     epoch, step, elapsed_before = 0, 0, 0.0
     max_steps = max_epochs * steps_per_epoch
     planned = max_steps if config.time_budget is None else min(max_epochs, 100) * steps_per_epoch  # steps; re-planned
     if resumed:
-        payload = load_checkpoint(run.checkpoints / "last.pt", TECHNIQUE)
+        payload = load_checkpoint(run_path / "checkpoints" / "last.pt", TECHNIQUE)
         state = payload["state"]
         if state["num_classes"] != len(classes):
-            raise DataError(f"{run.path}: trained for {state['num_classes']} classes, the data has {len(classes)}")
+            raise DataError(f"{run_path}: trained for {state['num_classes']} classes, the data has {len(classes)}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -184,19 +217,30 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
         epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
         if config.time_budget is not None:
             planned = max(step, min(max_steps, state["planned_steps"]))
-        run.rewrite_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= epoch])
-        info(f"resuming {run.path} after epoch {epoch}")
+        if run:
+            run.rewrite_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= epoch])
+        info(f"resuming {run_path} after epoch {epoch}")
+    net = wrap(model, world, device)  # after any resume: DDP starts every process from rank 0's weights
     scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
     info(
         f"training {config.model} on {device} ({len(classes)} classes, {config.size}, batch {config.batch_size}, "
         + (f"time budget {config.time_budget:g} min" if config.time_budget else f"{max_epochs} epochs")
-        + f") -> {run.path}"
+        + (f", {world.size} processes" if world.distributed else "")
+        + f") -> {run_path}"
     )
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - started
 
+    def over_budget() -> bool:
+        over = elapsed() > budget - FINAL_RESERVE_S - val_time
+        if world.distributed and budget < math.inf:  # every process must stop at the same step
+            over = bool(all_sum(torch.tensor(float(over)), world, device) > 0)
+        return over
+
     def save(path: Path, metrics: dict[str, Any]) -> None:
+        if run is None:  # not rank 0
+            return
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -219,7 +263,9 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
     try:
         while step < planned:
             epoch_start, first_step = time.monotonic(), step
-            model.train()
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            net.train()
             loss_sum, images_seen, train_time = torch.zeros((), device=device), 0, 0.0
             with progress(steps_per_epoch, f"epoch {epoch + 1}/{-(-planned // steps_per_epoch)}") as bar:
                 tick = shown = time.monotonic()
@@ -227,7 +273,7 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                     images = images.to(device, non_blocking=True, memory_format=memory_format)
                     masks = masks.to(device, non_blocking=True)
                     with autocast(device, config.amp):
-                        loss = criterion(model(images), masks)
+                        loss = criterion(net(images), masks)
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
@@ -241,30 +287,32 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                         bar.advance(1, loss=loss_sum.item() / images_seen, lr=optimizer.param_groups[0]["lr"])
                     else:
                         bar.advance(1)
-                    if step >= planned or elapsed() > budget - FINAL_RESERVE_S - val_time:
+                    if step >= planned or over_budget():
                         break
                 train_time = time.monotonic() - tick
             epoch += 1
+            loss_total, images_total = all_sum(torch.stack([loss_sum, torch.tensor(float(images_seen))]), world, device)
             record: dict[str, Any] = {
                 "epoch": epoch,
                 "step": step,
                 "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": loss_sum.item() / max(1, images_seen),
-                "train_images_per_s": images_seen / max(train_time, 1e-9),
+                "train_loss": loss_total.item() / max(1.0, images_total.item()),
+                "train_images_per_s": images_total.item() / max(train_time, 1e-9),  # all processes together
             }
-            out_of_time = elapsed() > budget - FINAL_RESERVE_S - val_time
+            out_of_time = over_budget()
             if epoch % config.eval_every == 0 or step >= planned or out_of_time:
                 val_start = time.monotonic()
                 record.update(
-                    validate(model, val_loader, criterion, len(classes), ignore, device, config, memory_format)
+                    validate(model, val_loader, criterion, len(classes), ignore, device, config, memory_format, world)
                 )
                 val_time = time.monotonic() - val_start
                 if record["miou"] is not None and stopper.improved(record["miou"]):
                     record["best"] = True
-                    save(run.checkpoints / "best.pt", record)
+                    save(run_path / "checkpoints" / "best.pt", record)
             record["epoch_time_s"] = time.monotonic() - epoch_start
             record["elapsed_s"] = elapsed()
-            run.log(record)
+            if run:
+                run.log(record)
             last_record = record
             info(_describe(record, -(-planned // steps_per_epoch)))
             if config.time_budget and step < planned:  # re-plan: as many more steps as the remaining time holds
@@ -276,20 +324,23 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
                         budget - elapsed() - FINAL_RESERVE_S, step_time, val_time, steps_per_epoch, config.eval_every
                     )
                 )
-                new_plan = min(max_steps, step + more)
+                new_plan = from_main(min(max_steps, step + more), world)
                 if new_plan != planned:
                     planned = new_plan
                     scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
-            save(run.checkpoints / "last.pt", record)
+            save(run_path / "checkpoints" / "last.pt", record)
             if stopper.should_stop:
                 info(f"early stopping: val mIoU has not improved for {config.patience} evaluations")
                 status = "early_stopped"
                 break
     except KeyboardInterrupt:
-        save(run.checkpoints / "last.pt", last_record)
-        _write_summary(run, "interrupted", stopper, last_record, elapsed())
+        save(run_path / "checkpoints" / "last.pt", last_record)
+        if run:
+            _write_summary(run, "interrupted", stopper, last_record, elapsed())
         raise
 
+    if run is None:
+        return None
     _finish_plots(run, model, val_split, classes, config, device, size, mean, std, ignore, memory_format)
     summary = _write_summary(run, status, stopper, last_record, elapsed())
     return {
@@ -303,8 +354,10 @@ def train(config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | N
     }
 
 
-def validate(model, loader, criterion, num_classes, ignore, device, config, memory_format) -> dict[str, Any]:
-    """Loss and confusion-matrix metrics over the whole validation split."""
+def validate(
+    model, loader, criterion, num_classes, ignore, device, config, memory_format, world: World = World()
+) -> dict[str, Any]:
+    """Loss and confusion-matrix metrics over the whole validation split (summed over every process's share)."""
     import torch
 
     model.eval()
@@ -319,6 +372,8 @@ def validate(model, loader, criterion, num_classes, ignore, device, config, memo
             total += float(criterion.single(outputs["out"].float(), masks)) * images.shape[0]
             count += images.shape[0]
             matrix.update(masks, outputs["out"].argmax(1))
+    matrix.matrix = all_sum(matrix.matrix, world, device)
+    total, count = all_sum(torch.tensor([total, count], dtype=torch.float64), world, device).tolist()
     metrics = matrix.compute()
     return {"val_loss": total / max(1, count), "pixel_accuracy": metrics["pixel_accuracy"], "miou": metrics["miou"]}
 
