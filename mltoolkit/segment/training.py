@@ -291,7 +291,9 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
                         break
                 train_time = time.monotonic() - tick
             epoch += 1
-            loss_total, images_total = all_sum(torch.stack([loss_sum, torch.tensor(float(images_seen))]), world, device)
+            loss_total, images_total = all_sum(
+                torch.stack([loss_sum, torch.tensor(float(images_seen), device=device)]), world, device
+            )
             record: dict[str, Any] = {
                 "epoch": epoch,
                 "step": step,
