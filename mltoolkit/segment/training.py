@@ -199,7 +199,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
             device=str(device),
             seed=config.seed,
         )
-    run_path, resumed = from_main((run.path if run else None, resumed), world)
+    run_path, resumed = from_main((run.path if run is not None else None, resumed), world)
     epoch, step, elapsed_before = 0, 0, 0.0
     max_steps = max_epochs * steps_per_epoch
     planned = max_steps if config.time_budget is None else min(max_epochs, 100) * steps_per_epoch  # steps; re-planned
@@ -217,7 +217,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
         epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
         if config.time_budget is not None:
             planned = max(step, min(max_steps, state["planned_steps"]))
-        if run:
+        if run is not None:
             run.rewrite_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= epoch])
         info(f"resuming {run_path} after epoch {epoch}")
     net = wrap(model, world, device)  # after any resume: DDP starts every process from rank 0's weights
@@ -313,7 +313,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
                     save(run_path / "checkpoints" / "best.pt", record)
             record["epoch_time_s"] = time.monotonic() - epoch_start
             record["elapsed_s"] = elapsed()
-            if run:
+            if run is not None:
                 run.log(record)
             last_record = record
             info(_describe(record, -(-planned // steps_per_epoch)))
@@ -337,7 +337,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
                 break
     except KeyboardInterrupt:
         save(run_path / "checkpoints" / "last.pt", last_record)
-        if run:
+        if run is not None:
             _write_summary(run, "interrupted", stopper, last_record, elapsed())
         raise
 
