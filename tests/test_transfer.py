@@ -183,3 +183,41 @@ def test_interrupt_saves_state_and_resume_finishes(mltk, shapes, tmp_path, monke
     monkeypatch.setattr(trainer.FinetuneLearner, "train_epoch", original)
     out = ok(mltk("transfer", "train", "--resume", "cut", "--runs-dir", runs)).json()
     assert out["epochs_run"] == 2 and json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_torchrun_two_processes_write_one_run(mltk, shapes, tmp_path):
+    """``torchrun --nproc_per_node 2``: DDP over gloo, rank 0 alone writes the run and prints the result."""
+    import os
+    import subprocess
+    import sys
+
+    from mltoolkit.core.checkpoint import load_checkpoint
+
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "mltoolkit", "transfer", "finetune", "--data", str(shapes), "--model", "resnet18"]
+    command += ["--image-size", "32", "--weights", "none", "--threads", "1", "--workers", "0", "--quiet"]
+    command += [*args(epochs=2, batch_size=3, runs_dir=runs)]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180, env={**env, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.strip()]  # one result line, from rank 0
+    out = json.loads(line)
+    (run,) = list((runs / "transfer").iterdir())
+    assert out["run_dir"] == str(run) and out["epochs_run"] == 2
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+    assert json.loads((run / "summary.json").read_text())["processes"] == 2
+    state = load_checkpoint(run / "checkpoints" / "best.pt", "transfer")["state"]["model"]
+    assert "fc.weight" in state and not any(key.startswith("module.") for key in state)  # unwrapped from DDP
+    result = ok(mltk("transfer", "evaluate", run, "--format", "json", "--workers", "0")).json()
+    assert result["images"] == 6
+
+
+def test_torchrun_refuses_balance_and_feature_extract(mltk, shapes, tmp_path, monkeypatch):
+    for key, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(key, value)  # what torchrun sets; refused before joining any process group
+    options = ["--data", shapes, *FAST, "--runs-dir", tmp_path]
+    fails(mltk("transfer", "finetune", *options, "--balance"), 2, "--balance", "torchrun")
+    fails(mltk("transfer", "finetune", *options, "--mode", "feature-extract"), 2, "one process", "torchrun")
+    assert not (tmp_path / "transfer").exists()

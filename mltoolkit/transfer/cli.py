@@ -112,9 +112,13 @@ def train_command(
     resume: options.Resume = None,
     quiet: options.Quiet = False,
 ) -> None:
-    """Fine-tune (or feature-extract) a torchvision classifier on an image folder; keep the best model."""
+    """Fine-tune (or feature-extract) a torchvision classifier on an image folder; keep the best model.
+
+    Data-parallel on N GPUs or processes: torchrun --nproc_per_node N -m mltoolkit transfer finetune ...
+    """
     from mltoolkit.core.config import build_config, load_config_file
     from mltoolkit.core.console import emit_json, set_quiet
+    from mltoolkit.core.distributed import launched_world
     from mltoolkit.core.runs import Run, resolve_run_dir
     from mltoolkit.transfer.config import TransferConfig
     from mltoolkit.transfer.trainer import train
@@ -132,7 +136,9 @@ def train_command(
     resumed_layer = Run(resolve_run_dir(resume, runs_dir, "transfer")).read_config() if resume else None
     file_layer = load_config_file(config) if config else None
     cfg = build_config(TransferConfig, resumed_layer, file_layer, flags, source="option")
-    emit_json(train(cfg, runs_dir=runs_dir, name=name, resume=resume))
+    result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
+    if launched_world().is_main:  # under torchrun: one result line, from rank 0
+        emit_json(result)
 
 
 app.command("train")(train_command)

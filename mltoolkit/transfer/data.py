@@ -121,8 +121,9 @@ def stratified_split(
     return train, val
 
 
-def check_images(samples: Sequence[Sample], strict: bool) -> list[Sample]:
-    """Drop the files Pillow cannot identify or verify (header, PNG checksums), warning for each.
+def check_images(samples: Sequence[Sample], strict: bool, warn_skipped: bool = True) -> list[Sample]:
+    """Drop the files Pillow cannot identify or verify (header, PNG checksums), warning for each
+    (unless ``warn_skipped`` is False: torchrun's other processes, which check the same files).
 
     ``verify`` reads no pixel data, so this is cheap; damage it cannot see (a truncated JPEG) is
     caught when the image is decoded, and skipped then in the same way.
@@ -132,7 +133,7 @@ def check_images(samples: Sequence[Sample], strict: bool) -> list[Sample]:
         problem = image_problem(path)
         if problem is None:
             good.append((path, label))
-        else:
+        elif strict or warn_skipped:
             report_bad_image(path, problem, strict)
     return good
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 BadHandler = Callable[[list[int]], None]
+Reduce = Callable[["torch.Tensor"], "torch.Tensor"]  # a tensor summed over the processes (distributed.all_sum)
 
 
 @dataclass
@@ -54,8 +55,16 @@ def train_epoch(
     on_bad: BadHandler,
     description: str,
     total: int,
+    reduce: Reduce | None = None,
+    empty_shape: tuple[int, ...] | None = None,
 ) -> EpochStats:
-    """One epoch of SGD over ``batches`` of ``(images, labels, indices, bad)``; the schedule steps per batch."""
+    """One epoch of SGD over ``batches`` of ``(images, labels, indices, bad)``; the schedule steps per batch.
+
+    Under DDP (``reduce`` given: the epoch's sums are added over the processes, once, at the end)
+    every process must take every step, since each backward is an all-reduce: a batch in which no
+    image decodes is then run as an empty ``[0, *empty_shape]`` batch (zero gradient, BatchNorm
+    statistics untouched) instead of being skipped.
+    """
     import torch
 
     model.train()
@@ -67,12 +76,14 @@ def train_epoch(
             if bad:
                 on_bad(bad)
             if len(labels) == 0:
-                continue
+                if empty_shape is None:
+                    continue
+                images = torch.zeros((0, *empty_shape))
             images = to_device(images, device, channels_last)
             labels = labels.to(device, non_blocking=True)
             with autocast(device, amp):
                 logits = model(images)
-                loss = criterion(logits, labels)
+                loss = criterion(logits, labels) if len(labels) else logits.sum()  # the mean of none is NaN
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -87,6 +98,11 @@ def train_epoch(
             else:
                 bar.update(seen)
     seconds = time.perf_counter() - start
+    if reduce is not None:
+        sums = torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(seen), device=device).double()])
+        total_loss, total_correct, total_seen = reduce(sums).tolist()
+        seen = int(total_seen)
+        return EpochStats(total_loss / max(seen, 1), total_correct / max(seen, 1), seen, seconds)
     return EpochStats(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds)
 
 
@@ -115,14 +131,24 @@ def score_batches(
 
 
 def validate(
-    model: torch.nn.Module, batches: Any, *, criterion: torch.nn.Module, **kwargs: Any
+    model: torch.nn.Module,
+    batches: Any,
+    *,
+    criterion: torch.nn.Module,
+    reduce: Reduce | None = None,
+    **kwargs: Any,
 ) -> tuple[float, float, int]:
-    """Mean loss, accuracy and image count of a scoring pass."""
+    """Mean loss, accuracy and image count of a scoring pass (with ``reduce``: of every process's shard)."""
     loss_sum, correct, seen = 0.0, 0, 0
     for logits, labels, _ in score_batches(model, batches, **kwargs):
         loss_sum += float(criterion(logits, labels)) * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
         seen += len(labels)
+    if reduce is not None:
+        import torch
+
+        total_loss, total_correct, total_seen = reduce(torch.tensor([loss_sum, correct, seen], dtype=torch.float64))
+        loss_sum, correct, seen = float(total_loss), int(total_correct), int(total_seen)
     if seen == 0:
         return float("nan"), 0.0, 0
     return loss_sum / seen, correct / seen, seen

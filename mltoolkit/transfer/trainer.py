@@ -5,20 +5,28 @@ weights by validation accuracy and restore them at the end. Around it: a run dir
 every epoch for ``--resume``, early stopping, a schedule stepped per iteration, and in
 feature-extract mode a cache of the frozen backbone's features so that epochs after the first
 cost only the head (the tutorial recomputes the backbone every epoch).
+
+Under ``torchrun --nproc_per_node N`` (core.distributed) fine-tuning is data-parallel: every process
+trains on its shard of each epoch (``--batch-size`` images per process per step) through DDP, scores
+its shard of the validation set, and the sums are added up; rank 0 alone writes the run directory.
+Started without torchrun, everything below runs on one process exactly as before.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info
-from mltoolkit.core.errors import DataError, UsageError
+from mltoolkit.core.distributed import World, all_sum, from_main, launched_world
+from mltoolkit.core.errors import DataError, MltkError, UsageError
 from mltoolkit.core.runs import Run, start_run
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
     import torch
 
 TECHNIQUE = "transfer"
+T = TypeVar("T")
 
 
 def check_config(cfg: TransferConfig) -> None:
@@ -45,6 +54,47 @@ def check_config(cfg: TransferConfig) -> None:
         raise DataError("--patience, --warmup-epochs and --weight-decay must not be negative")
 
 
+def check_distributed(cfg: TransferConfig, world: World) -> None:
+    """What torchrun cannot run, refused on every process before any of them joins the group."""
+    if not world.distributed:
+        return
+    if cfg.mode == "feature-extract":
+        raise UsageError(
+            "--mode feature-extract runs on one process (after epoch 1 its epochs take milliseconds): "
+            "start it without torchrun"
+        )
+    if cfg.balance:
+        raise UsageError(
+            "--balance cannot be split across torchrun's processes (a weighted sampler draws from the whole set): "
+            "drop --balance or start without torchrun"
+        )
+
+
+def process_share(world: World) -> int:
+    """The cores each of this machine's torchrun processes gets when --threads is not given."""
+    from mltoolkit.core.device import available_cores
+
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+    return max(1, available_cores() // max(1, local_size))
+
+
+def on_main(world: World, action: Callable[[], T]) -> T:
+    """``action()`` run by rank 0 alone, its result on every process; its error raised on every process
+    (so all of them exit with the same message and code instead of waiting for rank 0)."""
+    if not world.distributed:
+        return action()
+    outcome: tuple[bool, Any] | None = None
+    if world.is_main:
+        try:
+            outcome = (True, action())
+        except MltkError as exc:
+            outcome = (False, exc)
+    done, value = from_main(outcome, world)
+    if not done:
+        raise value
+    return value
+
+
 def default_run_name(cfg: TransferConfig) -> str:
     data = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(cfg.data).resolve().name).strip("-.") or "data"
     return f"{cfg.model}-{data}" + ("-fe" if cfg.mode == "feature-extract" else "")
@@ -53,54 +103,93 @@ def default_run_name(cfg: TransferConfig) -> str:
 def train(
     cfg: TransferConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
 ) -> dict[str, Any]:
-    """Train as ``cfg`` says, write a run directory, return the headline result (also in summary.json)."""
+    """Train as ``cfg`` says, write a run directory, return the headline result (also in summary.json).
+
+    Under torchrun every process runs this; rank 0 alone writes the run directory (see the module doc).
+    """
     import torch
 
     from mltoolkit.core.device import dataloader_workers, resolve_device, seed_everything, set_threads
+    from mltoolkit.core.distributed import join, leave
+
+    check_config(cfg)
+    world = launched_world()
+    check_distributed(cfg, world)
+    started = time.perf_counter()
+    share = process_share(world) if world.distributed else None
+    threads = set_threads(cfg.threads or share)
+    workers = dataloader_workers(cfg.workers if cfg.workers is not None or share is None else min(8, share - 1))
+    device = resolve_device(cfg.device)
+    if world.distributed and device.type not in ("cpu", "cuda"):
+        raise UsageError(f"torchrun runs on CUDA (NCCL) or the CPU (gloo), not {device.type}: pass --device cpu")
+    device = join(world, device)
+    try:
+        seed_everything(cfg.seed + world.rank, cfg.deterministic)  # each process its own augmentation draws
+        if device.type == "cuda" and not cfg.deterministic:
+            torch.backends.cudnn.benchmark = True
+        return _train(cfg, world, device, threads, workers, runs_dir, name, resume, started)
+    finally:
+        leave(world)
+
+
+def _train(
+    cfg: TransferConfig,
+    world: World,
+    device: torch.device,
+    threads: int,
+    workers: int,
+    runs_dir: str | Path,
+    name: str | None,
+    resume: str | None,
+    started: float,
+) -> dict[str, Any]:
     from mltoolkit.core.weights import parse_weights
     from mltoolkit.transfer.data import check_images, find_splits, preprocessing_for
     from mltoolkit.transfer.model import build_model, find_head, freeze_backbone, head_is_last, load_weights
 
-    check_config(cfg)
-    started = time.perf_counter()
-    threads = set_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed, cfg.deterministic)
-    if device.type == "cuda" and not cfg.deterministic:
-        torch.backends.cudnn.benchmark = True
-
     splits = find_splits(cfg.data, cfg.val_fraction, cfg.seed)
-    train_samples = check_images(splits.train, cfg.strict)
-    val_samples = check_images(splits.val, cfg.strict)
+    train_samples = check_images(splits.train, cfg.strict, warn_skipped=world.is_main)
+    val_samples = check_images(splits.val, cfg.strict, warn_skipped=world.is_main)
     for split, samples in (("training", train_samples), ("validation", val_samples)):
         if not samples:
             raise DataError(f"{cfg.data}: no readable {split} images")
+    if len(train_samples) < world.size:
+        raise DataError(f"{cfg.data}: {len(train_samples)} training images for {world.size} processes")
     source = parse_weights(cfg.model, cfg.weights)
     pre = preprocessing_for(cfg.model, source, cfg.image_size)
     model = build_model(cfg.model, len(splits.classes))
     head_name, head = find_head(model, len(splits.classes))
-    load_weights(model, source, head_name)  # a failed download is exit 4 before any run directory exists
+    # a failed download is exit 4 before any run directory exists; under torchrun rank 0 downloads first
+    on_main(world, lambda: load_weights(model, source, head_name))
+    if not world.is_main:
+        load_weights(model, source, head_name)
     feature_mode = cfg.mode == "feature-extract"
     if feature_mode:
         if not head_is_last(model, head, pre.crop_size):
             raise DataError(f"{cfg.model}: its final layer is not its last operation; use --mode finetune")
         freeze_backbone(model, head)
 
-    run, resumed = start_run(
-        TECHNIQUE,
-        config_dict(cfg),
-        name=name or default_run_name(cfg),
-        runs_dir=runs_dir,
-        resume=resume,
-        device=str(device),
-        seed=cfg.seed,
-    )
+    def open_run() -> tuple[str, bool]:
+        run, resumed = start_run(
+            TECHNIQUE,
+            config_dict(cfg),
+            name=name or default_run_name(cfg),
+            runs_dir=runs_dir,
+            resume=resume,
+            device=str(device),
+            seed=cfg.seed,
+        )
+        return str(run.path), resumed
+
+    path, resumed = on_main(world, open_run)  # rank 0 creates (or reopens) the run directory
+    run = Run(Path(path))
+    processes = f", {world.size} processes" if world.distributed else ""
     info(
         f"transfer: {cfg.model} ({cfg.mode}, weights {cfg.weights}) on {len(splits.classes)} classes, "
         f"{len(train_samples)} train / {len(val_samples)} val images ({splits.layout}), "
-        f"{pre.crop_size}px, {device}, {threads} threads -> {run.path}"
+        f"{pre.crop_size}px, {device}, {threads} threads{processes} -> {run.path}"
     )
-    context = Context(cfg, device, workers=dataloader_workers(cfg.workers), pre=pre, classes=splits.classes)
+    context = Context(cfg, device, workers=workers, pre=pre, classes=splits.classes, world=world)
     learner_cls = HeadLearner if feature_mode else FinetuneLearner
     learner = learner_cls(context, model, head, train_samples, val_samples)
     return fit(learner, run, resumed, started)
@@ -110,12 +199,27 @@ class Context:
     """What both learners share: the config, device, preprocessing and the bad-file reporter."""
 
     def __init__(
-        self, cfg: TransferConfig, device: torch.device, *, workers: int, pre: Preprocessing, classes: list[str]
+        self,
+        cfg: TransferConfig,
+        device: torch.device,
+        *,
+        workers: int,
+        pre: Preprocessing,
+        classes: list[str],
+        world: World | None = None,
     ) -> None:
         self.cfg, self.device, self.workers, self.pre, self.classes = cfg, device, workers, pre, classes
+        self.world = world or World()
         self.amp = cfg.amp and device.type == "cuda"
         self.channels_last = cfg.channels_last and device.type == "cuda"
         self._reported: set[str] = set()
+
+    @property
+    def reduce(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """Sums over torchrun's processes (``all_sum``); None on one process."""
+        if not self.world.distributed:
+            return None
+        return lambda tensor: all_sum(tensor, self.world, self.device)
 
     def bad_reporter(self, samples: list[Sample]) -> Any:
         def report(indices: list[int]) -> None:
@@ -163,8 +267,8 @@ class Context:
         """Shuffling drawn from (seed, epoch): a resumed run shuffles as the uninterrupted one would."""
         import torch
 
-        generator = torch.Generator()
-        generator.manual_seed(self.cfg.seed * 1_000_003 + epoch)
+        generator = torch.Generator()  # under torchrun each process draws its own (worker augmentation seeds)
+        generator.manual_seed(self.cfg.seed * 1_000_003 + epoch + self.world.rank * 1_000_000_007)
         return generator
 
 
@@ -185,20 +289,25 @@ class FinetuneLearner:
     ) -> None:
         import torch
 
+        from mltoolkit.core.distributed import shard, train_sampler, wrap
         from mltoolkit.core.training import data_loader, grad_scaler
         from mltoolkit.transfer.data import ImageDataset, collate, eval_transform, train_transform
 
-        cfg = ctx.cfg
+        cfg, world = ctx.cfg, ctx.world
         self.ctx = ctx
         self.model = model.to(ctx.device, memory_format=torch.channels_last if ctx.channels_last else None)
+        self.net = wrap(self.model, world, ctx.device)  # DDP under torchrun: what trains; self.model is saved
         self.generator = torch.Generator()
         sampler = None
         if cfg.balance:
             weights = class_balance_weights(train, len(ctx.classes))
             sampler = torch.utils.data.WeightedRandomSampler(weights, len(train), generator=self.generator)
         transform = train_transform(ctx.pre, cfg.resolved_augment())
+        train_set = ImageDataset(train, transform)
+        self.shard_sampler = train_sampler(train_set, world, cfg.seed)  # this process's shard; None on one
+        sampler = sampler or self.shard_sampler
         loader = data_loader(
-            ImageDataset(train, transform),
+            train_set,
             batch_size=cfg.batch_size,
             workers=ctx.workers,
             device=ctx.device,
@@ -209,7 +318,7 @@ class FinetuneLearner:
         )
         self.train_loader, self.train_samples = loader, train
         self.val_loader = data_loader(
-            ImageDataset(val, eval_transform(ctx.pre)),
+            shard(ImageDataset(val, eval_transform(ctx.pre)), world),
             batch_size=cfg.batch_size,
             workers=ctx.workers,
             device=ctx.device,
@@ -227,8 +336,11 @@ class FinetuneLearner:
         from mltoolkit.transfer.engine import train_epoch
 
         self.generator.set_state(self.ctx.epoch_generator(epoch).get_state())
+        if self.shard_sampler is not None:
+            self.shard_sampler.set_epoch(epoch)
+        distributed = self.ctx.world.distributed
         return train_epoch(
-            self.model,
+            self.net,
             self.train_loader,
             criterion=self.criterion,
             optimizer=self.optimizer,
@@ -239,16 +351,19 @@ class FinetuneLearner:
             channels_last=self.ctx.channels_last,
             on_bad=self.ctx.bad_reporter(self.train_samples),
             description=f"epoch {epoch}/{self.ctx.cfg.epochs}",
-            total=len(self.train_samples),
+            total=len(self.shard_sampler) if self.shard_sampler is not None else len(self.train_samples),
+            reduce=self.ctx.reduce,
+            empty_shape=(3, self.ctx.pre.crop_size, self.ctx.pre.crop_size) if distributed else None,
         )
 
     def validate(self) -> tuple[float, float, int]:
         from mltoolkit.transfer.engine import validate
 
         return validate(
-            self.model,
+            self.model,  # not DDP: the shards may differ in length by one image, and scoring needs no sync
             self.val_loader,
             criterion=self.criterion,
+            reduce=self.ctx.reduce,
             device=self.ctx.device,
             amp=self.ctx.amp,
             channels_last=self.ctx.channels_last,
@@ -434,11 +549,16 @@ Learner = FinetuneLearner | HeadLearner
 
 
 def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, Any]:
-    """The epoch loop shared by both modes: train, validate, keep the best, checkpoint, stop early."""
+    """The epoch loop shared by both modes: train, validate, keep the best, checkpoint, stop early.
+
+    Under torchrun every process runs it with the same (all-reduced) validation numbers, so all take
+    the same best-epoch and stopping decisions; rank 0 alone writes checkpoints, metrics and plots.
+    """
     from mltoolkit.core.plots import plot_curves
     from mltoolkit.core.training import EarlyStopping, rng_state, set_rng_state
 
     ctx, cfg = learner.ctx, learner.ctx.cfg
+    main = ctx.world.is_main
     stopper = EarlyStopping(cfg.patience, "max")
     start_epoch, best_epoch, records = 0, 0, []
     last_path, best_path = run.checkpoints / "last.pt", run.checkpoints / "best.pt"
@@ -448,10 +568,12 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
         state = load_checkpoint(last_path, TECHNIQUE)["state"]
         learner.load_training_state(state["training"], run)
         stopper.load_state_dict(state["early_stopping"])
-        set_rng_state(state["rng"])
+        if main:  # rank 0's generators; the other processes keep their own seeds (seed + rank)
+            set_rng_state(state["rng"])
         start_epoch, best_epoch = state["epoch"], state["best_epoch"]
         records = [r for r in run.read_metrics() if r.get("epoch", 0) <= start_epoch]
-        run.rewrite_metrics(records)
+        if main:
+            run.rewrite_metrics(records)
         info(f"resuming {run.path} after epoch {start_epoch}")
 
     def save_best() -> None:
@@ -474,6 +596,7 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
             "epochs_run": len(records),
             "wall_time_s": round(time.perf_counter() - started, 2),
             "best_checkpoint": str(best_path) if best_path.exists() else None,
+            **({"processes": ctx.world.size} if ctx.world.distributed else {}),
         }
 
     try:
@@ -481,9 +604,10 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
             epoch_start = time.perf_counter()
             stats = learner.train_epoch(epoch)
             val_loss, val_acc, _ = learner.validate()
-            if stopper.improved(val_acc):
+            if stopper.improved(val_acc):  # val_acc is all-reduced: every process agrees
                 best_epoch = epoch
-                learner.keep_best()
+                if main:
+                    learner.keep_best()
             record = {
                 "epoch": epoch,
                 "train_loss": stats.loss,
@@ -495,22 +619,23 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
                 "epoch_time_s": round(time.perf_counter() - epoch_start, 3),
             }
             records.append(record)
-            if best_epoch == epoch and learner.best_on_disk:
-                save_best()
-            save_checkpoint(
-                last_path,
-                technique=TECHNIQUE,
-                config=config_dict(cfg),
-                state={
-                    "epoch": epoch,
-                    "best_epoch": best_epoch,
-                    "training": learner.training_state(),
-                    "early_stopping": stopper.state_dict(),
-                    "rng": rng_state(),
-                },
-                metrics=record,
-            )
-            run.log(record)
+            if main:
+                if best_epoch == epoch and learner.best_on_disk:
+                    save_best()
+                save_checkpoint(
+                    last_path,
+                    technique=TECHNIQUE,
+                    config=config_dict(cfg),
+                    state={
+                        "epoch": epoch,
+                        "best_epoch": best_epoch,
+                        "training": learner.training_state(),
+                        "early_stopping": stopper.state_dict(),
+                        "rng": rng_state(),
+                    },
+                    metrics=record,
+                )
+                run.log(record)
             info(
                 f"epoch {epoch}/{cfg.epochs}  train loss {stats.loss:.4f} acc {stats.accuracy:.4f}  "
                 f"val loss {val_loss:.4f} acc {val_acc:.4f}  {stats.images_per_s:.1f} img/s  "
@@ -520,22 +645,25 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
                 info(f"early stop: val_acc has not improved for {cfg.patience} epochs")
                 break
     except KeyboardInterrupt:
-        if not learner.best_on_disk and learner.best is not None:
-            save_best()
-        run.write_summary(summary("interrupted"))
+        if main:  # last.pt already holds the last finished epoch
+            if not learner.best_on_disk and learner.best is not None:
+                save_best()
+            run.write_summary(summary("interrupted"))
         raise
-    if not learner.best_on_disk or not best_path.exists():
-        save_best()
-    learner.restore_best()
-    plot_curves(
-        run.plots / "curves.png",
-        records,
-        "epoch",
-        [["train_loss", "val_loss"], ["train_acc", "val_acc"]],
-        title=f"{cfg.model} ({cfg.mode})",
-    )
+    if main:
+        if not learner.best_on_disk or not best_path.exists():
+            save_best()
+        learner.restore_best()
+        plot_curves(
+            run.plots / "curves.png",
+            records,
+            "epoch",
+            [["train_loss", "val_loss"], ["train_acc", "val_acc"]],
+            title=f"{cfg.model} ({cfg.mode})",
+        )
     result = summary("completed")
-    run.write_summary(result)
+    if main:
+        run.write_summary(result)
     return {
         "run_dir": str(run.path),
         "best_val_acc": stopper.best,
