@@ -11,11 +11,16 @@ are unchanged.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mltoolkit.core.errors import MltkError
 
 if TYPE_CHECKING:
     import torch
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1  # processes on this machine, which share its cores
 
     @property
     def distributed(self) -> bool:
@@ -39,6 +45,7 @@ def launched_world() -> World:
         rank=int(os.environ.get("RANK", 0)),
         size=int(os.environ.get("WORLD_SIZE", 1)),
         local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        local_size=int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1))),
     )
 
 
@@ -124,3 +131,20 @@ def from_main(value: Any, world: World) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def on_main(world: World, action: Callable[[], T]) -> T:
+    """``action()`` run by rank 0 alone, its result on every process; its error raised on every process
+    (so all of them exit with the same message and code instead of waiting for rank 0)."""
+    if not world.distributed:
+        return action()
+    outcome: tuple[bool, Any] | None = None
+    if world.is_main:
+        try:
+            outcome = (True, action())
+        except MltkError as exc:
+            outcome = (False, exc)
+    done, value = from_main(outcome, world)
+    if not done:
+        raise value
+    return value

@@ -31,6 +31,7 @@ from mltoolkit.core.distributed import (
     join,
     launched_world,
     leave,
+    on_main,
     shard,
     train_sampler,
     wrap,
@@ -122,7 +123,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
     # threads + worker processes = cores (shared by the torchrun processes): 2 torch threads beside a busy
     # worker on 2 cores ran 5x slower
     workers = config.workers if config.workers is not None else dataloader_workers(None)
-    threads = set_threads(config.threads or max(1, available_cores() // world.size - workers))
+    threads = set_threads(config.threads or max(1, available_cores() // world.local_size - workers))
     device = join(world, resolve_device(config.device))
     seed_everything(config.seed, config.deterministic)
     size = parse_size(config.size)
@@ -188,8 +189,10 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
         "layout": layout.kind,
     }
     checkpoint_config = {**config_dict(config), **meta}
-    run, resumed = None, False
-    if world.is_main:
+    run: Run | None = None  # rank 0's; the other processes only read from run_path
+
+    def open_run() -> tuple[Path, bool]:
+        nonlocal run
         run, resumed = start_run(
             TECHNIQUE,
             config_dict(config),
@@ -199,7 +202,10 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
             device=str(device),
             seed=config.seed,
         )
-    run_path, resumed = from_main((run.path if run is not None else None, resumed), world)
+        return run.path, resumed
+
+    # rank 0 creates (or reopens) the run; a failure there reaches every process instead of leaving them waiting
+    run_path, resumed = on_main(world, open_run)
     epoch, step, elapsed_before = 0, 0, 0.0
     max_steps = max_epochs * steps_per_epoch
     planned = max_steps if config.time_budget is None else min(max_epochs, 100) * steps_per_epoch  # steps; re-planned

@@ -15,18 +15,17 @@ Started without torchrun, everything below runs on one process exactly as before
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info
-from mltoolkit.core.distributed import World, all_sum, from_main, launched_world
-from mltoolkit.core.errors import DataError, MltkError, UsageError
+from mltoolkit.core.distributed import World, all_sum, launched_world, on_main
+from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run, start_run
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     import torch
 
 TECHNIQUE = "transfer"
-T = TypeVar("T")
 
 
 def check_config(cfg: TransferConfig) -> None:
@@ -74,25 +72,7 @@ def process_share(world: World) -> int:
     """The cores each of this machine's torchrun processes gets when --threads is not given."""
     from mltoolkit.core.device import available_cores
 
-    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
-    return max(1, available_cores() // max(1, local_size))
-
-
-def on_main(world: World, action: Callable[[], T]) -> T:
-    """``action()`` run by rank 0 alone, its result on every process; its error raised on every process
-    (so all of them exit with the same message and code instead of waiting for rank 0)."""
-    if not world.distributed:
-        return action()
-    outcome: tuple[bool, Any] | None = None
-    if world.is_main:
-        try:
-            outcome = (True, action())
-        except MltkError as exc:
-            outcome = (False, exc)
-    done, value = from_main(outcome, world)
-    if not done:
-        raise value
-    return value
+    return max(1, available_cores() // max(1, world.local_size))
 
 
 def default_run_name(cfg: TransferConfig) -> str:
