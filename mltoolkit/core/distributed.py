@@ -13,12 +13,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mltoolkit.core.errors import MltkError
 
 if TYPE_CHECKING:
     import torch
+
+    from mltoolkit.core.runs import Run
 
 T = TypeVar("T")
 
@@ -148,3 +151,15 @@ def on_main(world: World, action: Callable[[], T]) -> T:
     if not done:
         raise value
     return value
+
+
+def start_run_on_main(world: World, *args: Any, **kwargs: Any) -> tuple[Run, bool]:
+    """``core.runs.start_run`` on rank 0 alone; every process gets the Run (only rank 0 writes through it)."""
+    from mltoolkit.core.runs import Run, start_run
+
+    def open_run() -> tuple[str, bool]:
+        run, resumed = start_run(*args, **kwargs)
+        return str(run.path), resumed
+
+    path, resumed = on_main(world, open_run)
+    return Run(Path(path)), resumed

@@ -31,14 +31,14 @@ from mltoolkit.core.distributed import (
     join,
     launched_world,
     leave,
-    on_main,
     shard,
+    start_run_on_main,
     train_sampler,
     wrap,
 )
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
-from mltoolkit.core.runs import Run, start_run
+from mltoolkit.core.runs import Run
 from mltoolkit.core.training import (
     EarlyStopping,
     autocast,
@@ -189,31 +189,24 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
         "layout": layout.kind,
     }
     checkpoint_config = {**config_dict(config), **meta}
-    run: Run | None = None  # rank 0's; the other processes only read from run_path
-
-    def open_run() -> tuple[Path, bool]:
-        nonlocal run
-        run, resumed = start_run(
-            TECHNIQUE,
-            config_dict(config),
-            name=name or _default_name(config),
-            runs_dir=runs_dir,
-            resume=resume,
-            device=str(device),
-            seed=config.seed,
-        )
-        return run.path, resumed
-
-    # rank 0 creates (or reopens) the run; a failure there reaches every process instead of leaving them waiting
-    run_path, resumed = on_main(world, open_run)
+    run, resumed = start_run_on_main(  # rank 0 creates (or reopens) the run; only rank 0 writes to it
+        world,
+        TECHNIQUE,
+        config_dict(config),
+        name=name or _default_name(config),
+        runs_dir=runs_dir,
+        resume=resume,
+        device=str(device),
+        seed=config.seed,
+    )
     epoch, step, elapsed_before = 0, 0, 0.0
     max_steps = max_epochs * steps_per_epoch
     planned = max_steps if config.time_budget is None else min(max_epochs, 100) * steps_per_epoch  # steps; re-planned
     if resumed:
-        payload = load_checkpoint(run_path / "checkpoints" / "last.pt", TECHNIQUE)
+        payload = load_checkpoint(run.checkpoints / "last.pt", TECHNIQUE)
         state = payload["state"]
         if state["num_classes"] != len(classes):
-            raise DataError(f"{run_path}: trained for {state['num_classes']} classes, the data has {len(classes)}")
+            raise DataError(f"{run.path}: trained for {state['num_classes']} classes, the data has {len(classes)}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -223,16 +216,16 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
         epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
         if config.time_budget is not None:
             planned = max(step, min(max_steps, state["planned_steps"]))
-        if run is not None:
+        if world.is_main:
             run.rewrite_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= epoch])
-        info(f"resuming {run_path} after epoch {epoch}")
+        info(f"resuming {run.path} after epoch {epoch}")
     net = wrap(model, world, device)  # after any resume: DDP starts every process from rank 0's weights
     scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
     info(
         f"training {config.model} on {device} ({len(classes)} classes, {config.size}, batch {config.batch_size}, "
         + (f"time budget {config.time_budget:g} min" if config.time_budget else f"{max_epochs} epochs")
         + (f", {world.size} processes" if world.distributed else "")
-        + f") -> {run_path}"
+        + f") -> {run.path}"
     )
 
     def elapsed() -> float:
@@ -245,7 +238,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
         return over
 
     def save(path: Path, metrics: dict[str, Any]) -> None:
-        if run is None:  # not rank 0
+        if not world.is_main:
             return
         state = {
             "model": model.state_dict(),
@@ -316,10 +309,10 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
                 val_time = time.monotonic() - val_start
                 if record["miou"] is not None and stopper.improved(record["miou"]):
                     record["best"] = True
-                    save(run_path / "checkpoints" / "best.pt", record)
+                    save(run.checkpoints / "best.pt", record)
             record["epoch_time_s"] = time.monotonic() - epoch_start
             record["elapsed_s"] = elapsed()
-            if run is not None:
+            if world.is_main:
                 run.log(record)
             last_record = record
             info(_describe(record, -(-planned // steps_per_epoch)))
@@ -336,18 +329,18 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
                 if new_plan != planned:
                     planned = new_plan
                     scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
-            save(run_path / "checkpoints" / "last.pt", record)
+            save(run.checkpoints / "last.pt", record)
             if stopper.should_stop:
                 info(f"early stopping: val mIoU has not improved for {config.patience} evaluations")
                 status = "early_stopped"
                 break
     except KeyboardInterrupt:
-        save(run_path / "checkpoints" / "last.pt", last_record)
-        if run is not None:
+        save(run.checkpoints / "last.pt", last_record)
+        if world.is_main:
             _write_summary(run, "interrupted", stopper, last_record, elapsed())
         raise
 
-    if run is None:
+    if not world.is_main:
         return None
     _finish_plots(run, model, val_split, classes, config, device, size, mean, std, ignore, memory_format)
     summary = _write_summary(run, status, stopper, last_record, elapsed())

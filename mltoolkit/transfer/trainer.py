@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info
-from mltoolkit.core.distributed import World, all_sum, launched_world, on_main
+from mltoolkit.core.distributed import World, all_sum, launched_world, on_main, start_run_on_main
 from mltoolkit.core.errors import DataError, UsageError
-from mltoolkit.core.runs import Run, start_run
+from mltoolkit.core.runs import Run
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
 
@@ -149,20 +149,16 @@ def _train(
             raise DataError(f"{cfg.model}: its final layer is not its last operation; use --mode finetune")
         freeze_backbone(model, head)
 
-    def open_run() -> tuple[str, bool]:
-        run, resumed = start_run(
-            TECHNIQUE,
-            config_dict(cfg),
-            name=name or default_run_name(cfg),
-            runs_dir=runs_dir,
-            resume=resume,
-            device=str(device),
-            seed=cfg.seed,
-        )
-        return str(run.path), resumed
-
-    path, resumed = on_main(world, open_run)  # rank 0 creates (or reopens) the run directory
-    run = Run(Path(path))
+    run, resumed = start_run_on_main(  # rank 0 creates (or reopens) the run directory
+        world,
+        TECHNIQUE,
+        config_dict(cfg),
+        name=name or default_run_name(cfg),
+        runs_dir=runs_dir,
+        resume=resume,
+        device=str(device),
+        seed=cfg.seed,
+    )
     processes = f", {world.size} processes" if world.distributed else ""
     info(
         f"transfer: {cfg.model} ({cfg.mode}, weights {cfg.weights}) on {len(splits.classes)} classes, "
