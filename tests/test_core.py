@@ -79,6 +79,13 @@ def test_start_run_writes_config_env_and_resolves_references(tmp_path):
     assert resumed and again.path == run.path and again.read_config() == {"lr": 0.2}
 
 
+def test_a_run_named_like_its_technique_resolves_to_the_run(tmp_path):
+    run, _ = start_run("rl", {}, name="rl", runs_dir=tmp_path, device="cpu", seed=0)
+    assert resolve_run("rl", tmp_path, "rl") == run.path  # not tmp_path/rl, the technique's folder
+    with pytest.raises(DataError, match="not a run directory"):
+        resolve_run(str(tmp_path / "rl"), tmp_path)
+
+
 def test_latest_without_runs(tmp_path):
     with pytest.raises(DataError, match="no runs"):
         resolve_run("latest", tmp_path, "segment")

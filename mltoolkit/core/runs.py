@@ -185,11 +185,19 @@ def resolve_run(ref: str | Path, runs_dir: str | Path = DEFAULT_RUNS_DIR, techni
     candidates = [Path(text), runs_dir / text]
     if technique:
         candidates.append(runs_dir / technique / text)
+    other_folders = []  # existing folders that are not runs (runs/rl itself, for a run named "rl")
     for candidate in candidates:
-        if candidate.exists():
-            if candidate.is_dir() and technique and _looks_like_run(candidate) and candidate.parent.name != technique:
+        if candidate.is_file():
+            return candidate
+        if candidate.is_dir():
+            if not _looks_like_run(candidate):
+                other_folders.append(candidate)
+                continue
+            if technique and candidate.parent.name != technique:
                 raise DataError(f"{candidate}: is a {candidate.parent.name!r} run, not {technique!r}")
             return candidate
+    if other_folders:
+        raise DataError(f"{other_folders[0]}: not a run directory (no config.json)")
     raise DataError(
         f"{text}: no such run or checkpoint (looked in ., {runs_dir}{'/' + technique if technique else ''})"
     )
