@@ -75,9 +75,11 @@ def test_feature_extract_keeps_the_local_backbone_and_caches(mltk, shapes, tmp_p
     assert len(records) == 3 and records[2]["epoch_time_s"] < records[0]["epoch_time_s"]  # cached after epoch 1
 
 
-def test_resume_continues_after_the_last_epoch(mltk, shapes, tmp_path):
+@pytest.mark.parametrize("schedule", ["step", "onecycle"])  # onecycle keeps its length in its state
+def test_resume_continues_after_the_last_epoch(mltk, shapes, tmp_path, schedule):
     runs = tmp_path / "runs"
-    out = ok(mltk("transfer", "finetune", "--data", shapes, *FAST, *args(epochs=1, batch_size=6, runs_dir=runs)))
+    options = [*FAST, *args(epochs=1, batch_size=6, runs_dir=runs), "--schedule", schedule]
+    out = ok(mltk("transfer", "finetune", "--data", shapes, *options))
     run = out.json()["run_dir"]
     again = ok(mltk("transfer", "finetune", "--resume", run, "--epochs", "2", "--runs-dir", runs)).json()
     assert again["run_dir"] == run and again["epochs_run"] == 2

@@ -117,6 +117,15 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def load_scheduler_state(scheduler: Any, state: dict[str, Any]) -> None:
+    """Resume a schedule where it stopped, on the length it was built with now: OneCycleLR keeps its
+    length in its state, and a run resumed with more ``--epochs`` must not run past the old end."""
+    total = getattr(scheduler, "total_steps", None)
+    scheduler.load_state_dict(state)
+    if total is not None:
+        scheduler.total_steps = total
+
+
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch generator states as tensors and plain values (``weights_only``-safe)."""
     import torch

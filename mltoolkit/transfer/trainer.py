@@ -27,6 +27,7 @@ from mltoolkit.core.console import info
 from mltoolkit.core.distributed import World, all_sum, launched_world, on_main, start_run_on_main
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run
+from mltoolkit.core.training import load_scheduler_state
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
 
@@ -357,7 +358,7 @@ class FinetuneLearner:
     def load_training_state(self, state: dict[str, Any], run: Run) -> None:
         self.model.load_state_dict(state["weights"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        load_scheduler_state(self.scheduler, state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         best = run.checkpoints / "best.pt"
         if best.exists():
@@ -510,7 +511,7 @@ class HeadLearner:
         self.head.load_state_dict(state["head"])
         self.best = state["best_head"]
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        load_scheduler_state(self.scheduler, state["scheduler"])
 
     def keep_best(self) -> None:
         self.best = {k: v.detach().clone() for k, v in self.head.state_dict().items()}
