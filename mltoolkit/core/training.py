@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import random
+import re
+import warnings
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -36,7 +38,11 @@ def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
     """The loss scaler fp16 autocast needs; disabled (a pass-through) off CUDA."""
     import torch
 
-    return torch.amp.GradScaler("cuda", enabled=enabled and device.type == "cuda")
+    enabled = enabled and device.type == "cuda"
+    if enabled:  # the scaler skips optimizer.step() where gradients overflowed (the first steps, by design),
+        # and torch then warns on stderr that the schedule stepped first: expected, not the user's problem
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+    return torch.amp.GradScaler("cuda", enabled=enabled)
 
 
 def data_loader(
