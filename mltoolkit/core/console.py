@@ -124,6 +124,16 @@ def emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def wants_json(fmt: str) -> bool:
+    """Whether ``--format fmt`` means JSON: asked for, or ``auto`` with stdout not a terminal.
+    Commands that print several tables ask once, so that JSON is one document of the whole result."""
+    if fmt not in ("auto", "table", "json"):
+        from mltoolkit.core.errors import UsageError
+
+        raise UsageError(f"unknown --format {fmt!r}; expected auto, table or json")
+    return fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+
+
 def print_result(
     data: Mapping[str, Any] | Sequence[Mapping[str, Any]], fmt: str = "auto", title: str | None = None
 ) -> None:
@@ -131,11 +141,7 @@ def print_result(
 
     A mapping prints as metric/value rows; a sequence of mappings as one row each.
     """
-    if fmt not in ("auto", "table", "json"):
-        from mltoolkit.core.errors import UsageError
-
-        raise UsageError(f"unknown --format {fmt!r}; expected auto, table or json")
-    if fmt == "json" or (fmt == "auto" and not sys.stdout.isatty()):
+    if wants_json(fmt):
         emit_json(data)
         return
     table = Table(title=title)

@@ -125,15 +125,14 @@ def evaluate_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Precision, recall, MAP, NDCG at k, AUC and coverage, beside the popularity baseline."""
-    import sys
 
-    from mltoolkit.core.console import emit_json, print_result, set_quiet
+    from mltoolkit.core.console import emit_json, print_result, set_quiet, wants_json
     from mltoolkit.core.runs import resolve_run_dir
     from mltoolkit.recommend.evaluation import evaluate, table_rows
 
     set_quiet(quiet)
     result = evaluate(resolve_run_dir(run, runs_dir, "recommend"), data, k, threads)
-    if fmt == "json" or (fmt == "auto" and not sys.stdout.isatty()):
+    if wants_json(fmt):
         emit_json(result)
     else:
         print_result(table_rows(result), fmt, title=f"{result['model']} on {result['data']} (k={result['k']})")

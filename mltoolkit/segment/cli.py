@@ -209,16 +209,15 @@ def evaluate_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Pixel accuracy, mean IoU, per-class IoU and confusion matrix over a split; writes eval.json."""
-    import sys
 
-    from mltoolkit.core.console import emit_json, print_result, set_quiet
+    from mltoolkit.core.console import emit_json, print_result, set_quiet, wants_json
     from mltoolkit.segment.evaluation import evaluate
 
     set_quiet(quiet)
     result = evaluate(
         run, data, split=split, runs_dir=runs_dir, device=device or "auto", threads=threads, batch_size=batch_size
     )
-    if fmt == "json" or (fmt == "auto" and not sys.stdout.isatty()):
+    if wants_json(fmt):
         emit_json(result)
         return
     headline = {k: result[k] for k in ("split", "images", "pixel_accuracy", "miou")}

@@ -166,9 +166,8 @@ def evaluate_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Accuracy, top-k, per-class precision/recall/F1, confusion matrix; writes eval.json, plots/confusion.png."""
-    import sys
 
-    from mltoolkit.core.console import emit_json, print_result, set_quiet
+    from mltoolkit.core.console import emit_json, print_result, set_quiet, wants_json
     from mltoolkit.transfer.evaluation import evaluate
 
     set_quiet(quiet)
@@ -176,7 +175,7 @@ def evaluate_command(
         run, data, runs_dir=runs_dir, batch_size=batch_size, top_k=top_k, errors=errors,
         device=device or "auto", threads=threads, workers=workers, strict=strict,
     )  # fmt: skip
-    if fmt == "json" or (fmt == "auto" and not sys.stdout.isatty()):
+    if wants_json(fmt):
         emit_json(result)
         return
     headline = {k: v for k, v in result.items() if not isinstance(v, (dict, list))}
