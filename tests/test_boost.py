@@ -172,10 +172,12 @@ def test_deterministic_is_identical_across_thread_counts(mltk, tmp_path, binary_
         ("a,b\n", ["--target", "a"], ["no rows"]),
         ("", ["--target", "a"], ["empty input"]),
         ("a,b\n1,x\n2,x\n", ["--target", "b"], ["single class"]),
+        ("a,b\n1,2\n3,x\n", ["--target", "b"], ["--valid-fraction", "no rows to train"]),
     ],
 )
 def test_bad_training_input_is_exit_3(mltk, tmp_path, table, flags, fragments):
     fails(mltk("boost", "train", "-", *flags, "--runs-dir", tmp_path, "--quiet", input=table), 3, *fragments)
+    assert not list(tmp_path.glob("boost/*")), "a refused table left a run directory behind"
 
 
 def test_non_numeric_value_names_column_and_row(mltk, tmp_path, binary_csv):

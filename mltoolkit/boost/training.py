@@ -173,6 +173,14 @@ def train(
         valid_table = read_data(cfg.valid)
         valid = prepare(valid_table, schema)
     state = _resume_state(resume, runs_dir) if resume else None
+    refitting = state is not None and state["phase"] == "refit"  # interrupted in the final fit on all rows
+    use_cv = not refitting and (
+        cfg.tune or (state is None and valid is None and cfg.refit and _small(data, cfg, schema))
+    )
+    train_part, valid_part = data, valid
+    if not refitting and not use_cv and valid is None and cfg.valid_fraction > 0:
+        # before the run directory: a table too small to split is refused without leaving a run behind
+        train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
     run_name = name or _default_name(cfg.data)
     run, _ = start_run(
         "boost", config_dict(cfg), name=run_name, runs_dir=runs_dir, resume=resume, device="cpu", seed=cfg.seed
@@ -182,11 +190,11 @@ def train(
     result: dict[str, Any] = {"run_dir": str(run.path), "task": schema.task}
     if cfg.cv and state is None:
         result["cv"] = tuning.cross_validate(params, data, schema, cfg, seed)
-    if state is not None and state["phase"] == "refit":  # interrupted in the final fit on all rows
+    if refitting:
         params, best_round = state["params"], state["rounds_total"]
         valid_scores = run.read_summary().get("valid", {})
         booster = _fit_all(params, data, schema, best_round, run, state)
-    elif cfg.tune or (state is None and valid is None and cfg.refit and _small(data, cfg, schema)):
+    elif use_cv:
         if cfg.tune:
             chosen = tuning.search(params, data, schema, cfg, seed)
             result["tuned_params"] = {k: chosen["params"][k] for k in tuning.SEARCHED if k in chosen["params"]}
@@ -204,9 +212,6 @@ def train(
         run.write_summary({"status": "refitting", "valid": valid_scores})
         booster = _fit_all(params, data, schema, best_round, run, None)
     else:
-        train_part, valid_part = data, valid
-        if valid is None and cfg.valid_fraction > 0:
-            train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
         result["validation"] = (
             f"--valid {cfg.valid}" if valid is not None else f"{cfg.valid_fraction:g} split" if valid_part else "none"
         )
