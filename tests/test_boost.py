@@ -155,6 +155,19 @@ def test_lightgbm_formats_with_side_files(mltk, tmp_path):
     fails(mltk("boost", "predict", out["run_dir"], tmp_path / "d.train"), 3, "LibSVM")
 
 
+def test_init_scores_go_through_the_objectives_link(mltk, tmp_path):
+    """With .init files mltk adds them to the raw score itself: the output must match LightGBM's own."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 3))
+    y = (rng.random(300) < 1 / (1 + np.exp(-2 * X[:, 0]))).astype(float)
+    np.savetxt(tmp_path / "d.train", np.column_stack([y, X]), delimiter="\t", fmt="%.6g")
+    np.savetxt(tmp_path / "d.train.init", rng.normal(scale=0.5, size=300))
+    flags = ["--task", "regression", "--param", "objective=cross_entropy", "--valid", tmp_path / "d.train"]
+    out = _train(mltk, tmp_path, tmp_path / "d.train", *flags, "--no-refit")
+    metrics = ok(mltk("boost", "evaluate", out["run_dir"], tmp_path / "d.train", "--format", "json")).json()
+    assert metrics["l2"] == pytest.approx(out["valid"]["l2"], rel=1e-9)  # LightGBM's l2 on the same rows
+
+
 def test_deterministic_is_identical_across_thread_counts(mltk, tmp_path, binary_csv):
     models = []
     for threads in ("1", "2"):

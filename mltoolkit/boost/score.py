@@ -47,15 +47,27 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs") -> Model:
 
 
 def _outputs(model: Model, X: Any, init: np.ndarray | None, threads: int) -> np.ndarray:
-    """Probabilities (classification), values (regression) or scores (ranking), initial scores added."""
+    """Probabilities (classification), values (regression) or scores (ranking), initial scores added.
+
+    LightGBM cannot add initial scores at predict time, so they go onto the raw score here and the
+    objective's own link (sigmoid, softmax, exp, ...) follows, as LightGBM applies it.
+    """
     if init is None:
         return model.raw_predict(X, threads)
     raw = model.raw_predict(X, threads, raw_score=True) + init.reshape(X.shape[0], -1).squeeze()
-    if model.schema.task == "binary":
+    params = model.booster.params
+    objective = str(params.get("objective", "regression"))
+    if objective in ("binary", "multiclassova"):
+        raw = raw * float(params.get("sigmoid", 1.0))
+    if objective in ("binary", "multiclassova", "cross_entropy"):
         return 1 / (1 + np.exp(-raw))
-    if model.schema.task == "multiclass":
+    if objective == "multiclass":
         raw = np.exp(raw - raw.max(axis=1, keepdims=True))
         return raw / raw.sum(axis=1, keepdims=True)
+    if objective in ("poisson", "gamma", "tweedie"):
+        return np.exp(raw)
+    if objective == "cross_entropy_lambda":
+        return np.log1p(np.exp(raw))
     return raw
 
 
