@@ -121,6 +121,26 @@ def test_regression_with_cv_and_explain_sums_to_raw_score(mltk, tmp_path):
     assert np.allclose(contributions.sum(axis=1), explained["prediction"])
 
 
+def test_tune_chooses_the_loss_for_a_unit_interval_target(mltk, tmp_path):
+    rng = np.random.default_rng(5)
+    x1, x2 = rng.normal(size=400), rng.normal(size=400)
+    outcome = (rng.random(400) < 1 / (1 + np.exp(-(2 * x1 + x2)))).astype(float)  # 0/1 judged by L2
+    path = tmp_path / "rate.csv"
+    pd.DataFrame({"x1": x1, "x2": x2, "outcome": outcome}).to_csv(path, index=False)
+    flags = ["--target", "outcome", "--task", "regression", "--tune", "--tune-trials", "3", "--threads", "1"]
+    result = ok(mltk("boost", "train", path, *flags, "--runs-dir", tmp_path / "runs"))
+    trials = [line for line in result.stderr.splitlines() if line.startswith("trial ")]
+    assert len(trials) == 3 and "'regression'" in trials[0] and "'cross_entropy'" in trials[1], trials
+    out = result.json()
+    assert set(out["tuned_params"]) == {"objective", "num_leaves", "learning_rate"}
+    predictions = _csv(ok(mltk("boost", "predict", out["run_dir"], path)).stdout)["prediction"]
+    metrics = ok(mltk("boost", "evaluate", out["run_dir"], path, "--format", "json")).json()
+    assert metrics["r2"] > 0.2 and (predictions.between(0, 1).all() or out["tuned_params"]["objective"] == "regression")
+    # a loss the user chose is kept
+    chosen = ok(mltk("boost", "train", path, *flags, "--param", "objective=huber", "--runs-dir", tmp_path / "runs"))
+    assert "cross_entropy" not in chosen.stderr and chosen.json()["tuned_params"]["objective"] == "huber"
+
+
 def test_ranking_with_group_column(mltk, tmp_path):
     rng = np.random.default_rng(3)
     rows = []

@@ -60,6 +60,7 @@ _ALIASES = {
     "objective": ("objective", "objective_type", "app", "application", "loss"),
     "label_column": ("label_column", "label"),
 }  # fmt: skip
+OBJECTIVE_KEYS = _ALIASES["objective"]
 _TASK_OF_OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "multiclassova": "multiclass",
                       "multiclass_ova": "multiclass", "ova": "multiclass", "ovr": "multiclass",
                       "lambdarank": "lambdarank", "rank_xendcg": "lambdarank", "xendcg": "lambdarank"}  # fmt: skip

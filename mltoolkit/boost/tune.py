@@ -12,26 +12,28 @@ from typing import Any
 
 import numpy as np
 
-from mltoolkit.boost.params import BoostConfig
+from mltoolkit.boost.params import OBJECTIVE_KEYS, BoostConfig, parse_params
 from mltoolkit.boost.prepare import Prepared
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.console import info, progress
 from mltoolkit.core.errors import DataError
 
-# Stage 1 sweeps the tree size, the choice that matters most (stumps win on additive targets, deep
-# trees on interactions), each with a learning rate that converges within MAX_ROUNDS.
+# Stage 1 chooses the loss at LightGBM's default tree size, where the target suggests another one
+# (``other_objectives``). Stage 2 sweeps the tree size, the choice that matters most (stumps win on
+# additive targets, deep trees on interactions), each with a learning rate that converges within
+# MAX_ROUNDS. Stage 3 tries random regularisation around the best so far, stage 4 the winner with a
+# smaller learning rate (more rounds of smaller steps usually generalise a little better).
 TREE_SIZES: dict[int, float] = {2: 0.5, 4: 0.1, 8: 0.05, 16: 0.05, 31: 0.05, 63: 0.05}
-# Stage 2 tries random regularisation around the best tree size; stage 3 the winner with a smaller
-# learning rate (more rounds of smaller steps usually generalise a little better).
+DEFAULT_LEAVES = 31
 SPACE: dict[str, list[Any]] = {
     "min_data_in_leaf": [5, 20, 50, 100],
     "feature_fraction": [0.5, 0.7, 0.9, 1.0],
     "bagging_fraction": [0.7, 0.8, 1.0],
     "lambda_l2": [0.0, 1.0, 10.0],
 }
-SEARCHED = ("num_leaves", "learning_rate", *SPACE, "bagging_freq")
+SEARCHED = ("objective", "num_leaves", "learning_rate", *SPACE, "bagging_freq")
 MAX_ROUNDS = 5000
-SLOWER = 2.5  # stage 3 divides the learning rate by this
+SLOWER = 2.5  # stage 4 divides the learning rate by this
 TUNE_FOLDS = 3
 _HIGHER_IS_BETTER = ("auc", "ndcg", "map", "average_precision")
 
@@ -90,8 +92,24 @@ def cv_curve(
     return {"metric": next(iter(means)), "scores": scores, "std": spread, "round": best_round, "curve": curve}
 
 
+def other_objectives(params: dict[str, Any], data: Prepared, cfg: BoostConfig) -> list[str]:
+    """Losses besides squared error worth one trial for this regression target.
+
+    A target within [0, 1] (a rate, a probability, 0/1 outcomes) is often fitted better by
+    cross-entropy on the logit scale, even when it is judged by L2: predictions stay in range and
+    the trees do not spend splits on impossible values. Not tried when the user chose the objective,
+    when no explicit metric keeps the trials comparable, or with initial scores (which would then
+    be read as logits).
+    """
+    if params.get("objective") != "regression" or "metric" not in params or data.init is not None:
+        return []
+    if set(parse_params(cfg.params)) & set(OBJECTIVE_KEYS):
+        return []
+    return ["cross_entropy"] if 0 <= np.min(data.y) and np.max(data.y) <= 1 else []
+
+
 def search(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostConfig, seed: int) -> dict[str, Any]:
-    """Tree-size sweep, random regularisation, a slower learning rate: ``cfg.tune_trials`` CV runs in all.
+    """The loss, the tree size, random regularisation, a slower learning rate: ``cfg.tune_trials`` CV runs.
 
     Returns the best candidate's ``params``, its mean CV ``scores``, best ``round`` and ``curve``.
     """
@@ -112,8 +130,13 @@ def search(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostCon
         if previous is None or (value > previous if higher_is_better(metric) else value < previous):
             best.update(result, params=candidate, value=value)
 
-    for leaves, rate in list(TREE_SIZES.items())[: cfg.tune_trials]:
-        trial(dict(params, num_leaves=leaves, learning_rate=rate))
+    # LightGBM's default tree size first, to choose the loss (when there is a choice) for the sweep
+    sizes = sorted(TREE_SIZES.items(), key=lambda size: size[0] != DEFAULT_LEAVES)
+    trial(dict(params, num_leaves=sizes[0][0], learning_rate=sizes[0][1]))
+    for objective in other_objectives(params, data, cfg)[: cfg.tune_trials - number]:
+        trial(dict(best["params"], objective=objective))
+    for leaves, rate in sizes[1:][: max(0, cfg.tune_trials - number)]:
+        trial(dict(best["params"], num_leaves=leaves, learning_rate=rate))
     base, tried = best["params"], set()
     while number < cfg.tune_trials - 1:
         choice = tuple(int(rng.integers(len(v))) for v in SPACE.values())
