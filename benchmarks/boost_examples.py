@@ -8,8 +8,11 @@ For each example (../shared/data/lightgbm, or --data):
 - mltk defaults: early stopping on a 20% split of the training file (target: at least as good as conf);
 - mltk --tune (with --tune): random search on a split of the training data (targets from the issue).
 Times are medians of --repeats interleaved runs, same thread count on both sides.
+With --seeds N, a second table gives medians over seeds 0..N-1 of raw (LightGBM's bagging and
+feature-fraction draws), defaults and --tune (fold splits and draws): test sets of 500 rows make a
+single figure a lottery ticket, so this shows where each side usually lands.
 
-    .venv/bin/python benchmarks/boost_examples.py [--threads 1] [--repeats 3] [--tune]
+    .venv/bin/python benchmarks/boost_examples.py [--threads 1] [--repeats 3] [--tune] [--seeds 5]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ _CLI_ONLY = {"task", "data", "valid_data", "output_model", "num_machines", "loca
               "is_enable_sparse"}  # fmt: skip
 
 
-def raw_lightgbm(folder: Path, threads: int) -> tuple[dict[str, float], float]:
+def raw_lightgbm(folder: Path, threads: int, seed: int | None = None) -> tuple[dict[str, float], float]:
     """The LightGBM CLI's computation through its Python API: its parser, the conf's parameters."""
     import lightgbm as lgb
 
@@ -42,6 +45,8 @@ def raw_lightgbm(folder: Path, threads: int) -> tuple[dict[str, float], float]:
     conf = read_lightgbm_config(folder / "train.conf")
     params = {k: parse_value(v) for k, v in conf.items() if k not in _CLI_ONLY}
     params.update(verbose=-1, num_threads=threads)
+    if seed is not None:
+        params["seed"] = seed
     start = time.perf_counter()
     train = lgb.Dataset(str(folder / conf["data"]), params=params)
     valid = lgb.Dataset(str(folder / conf["valid_data"]), reference=train)
@@ -51,7 +56,9 @@ def raw_lightgbm(folder: Path, threads: int) -> tuple[dict[str, float], float]:
     return {k: float(v[-1]) for k, v in history["test"].items()}, elapsed
 
 
-def mltk_run(folder: Path, runs: Path, threads: int, mode: str, task: str, init: bool) -> tuple[dict, float]:
+def mltk_run(
+    folder: Path, runs: Path, threads: int, mode: str, task: str, init: bool, seed: int | None = None
+) -> tuple[dict, float]:
     from mltoolkit.boost import BoostConfig, evaluate, train
     from mltoolkit.boost.params import config_from_lightgbm
     from mltoolkit.core.config import build_config
@@ -61,6 +68,8 @@ def mltk_run(folder: Path, runs: Path, threads: int, mode: str, task: str, init:
         cfg = build_config(BoostConfig, config_from_lightgbm(folder / "train.conf"), {"threads": threads})
     else:
         flags = {"data": str(folder / train_file), "task": task, "threads": threads, "tune": mode == "tune"}
+        if seed is not None:
+            flags["seed"] = seed
         cfg = build_config(BoostConfig, flags, {"init_score": init})
     start = time.perf_counter()
     result = train(cfg, runs_dir=runs, name=f"{folder.name}-{mode}")
@@ -74,15 +83,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tune", action="store_true", help="also run --tune (minutes)")
+    parser.add_argument("--seeds", type=int, default=0, help="also medians over this many seeds")
+    parser.add_argument("--examples", nargs="+", choices=list(EXAMPLES), default=list(EXAMPLES))
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: LightGBM example data not found (pass --data)")
     from mltoolkit.core.console import set_quiet
 
     set_quiet(True)
-    rows = []
+    rows, seeded = [], []
     with tempfile.TemporaryDirectory(prefix="boost-examples-") as tmp:
-        for name, (_, _, task, metrics, target, init) in EXAMPLES.items():
+        for name in args.examples:
+            _, _, task, metrics, target, init = EXAMPLES[name]
             folder = args.data / name
             raw_times, mltk_times = [], []
             for _ in range(args.repeats):  # interleaved
@@ -108,12 +120,37 @@ def main() -> None:
                 for row in rows:
                     if row["example"] == name and row["metric"] == metric:
                         row.update(tuned=tuned[metric], tune_target=target, tune_met=met, tune_s=tune_time)
+            if args.seeds:
+                seeded += _over_seeds(folder, Path(tmp), args, task, metrics, init)
     header = ["example", "metric", "raw", "mltk_conf", "max_abs_diff", "raw_s", "mltk_conf_s", "defaults",
               "defaults_ok", "defaults_s", "tuned", "tune_target", "tune_met", "tune_s"]  # fmt: skip
     print(f"threads {args.threads}, repeats {args.repeats}, load {os.getloadavg()[0]:.2f}")
     print(" | ".join(header))
     for row in rows:
         print(" | ".join(_cell(row.get(h)) for h in header))
+    if seeded:
+        header = ["example", "metric", "seeds", "raw_median", "defaults_median", "tuned_median", "tuned_values"]
+        print(f"\nmedians over seeds 0..{args.seeds - 1}")
+        print(" | ".join(header))
+        for row in seeded:
+            print(" | ".join(_cell(row.get(h)) for h in header))
+
+
+def _over_seeds(folder: Path, runs: Path, args: argparse.Namespace, task: str, metrics: list, init: bool) -> list:
+    seeds = range(args.seeds)
+    raw = [raw_lightgbm(folder, args.threads, seed)[0] for seed in seeds]
+    defaults = [mltk_run(folder, runs, args.threads, "default", task, True, seed)[0] for seed in seeds]
+    tuned = [mltk_run(folder, runs, args.threads, "tune", task, init, seed)[0] for seed in seeds] if args.tune else []
+    out = []
+    for metric in metrics:
+        row = {"example": folder.name, "metric": metric, "seeds": args.seeds,
+               "raw_median": statistics.median(r[metric] for r in raw),
+               "defaults_median": statistics.median(d[metric] for d in defaults)}  # fmt: skip
+        if tuned:
+            values = [t[metric] for t in tuned]
+            row.update(tuned_median=statistics.median(values), tuned_values=" ".join(f"{v:.4f}" for v in values))
+        out.append(row)
+    return out
 
 
 def _cell(value: object) -> str:
