@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,16 @@ def test_fit_writes_run_and_beats_popularity(als_run):
     lines = [json.loads(line) for line in (als_run / "metrics.jsonl").read_text().splitlines()]
     model, popularity = (r for r in lines if r["phase"] == "test")
     assert model["ndcg@10"] > popularity["ndcg@10"] + 0.1
+
+
+def test_predict_into_a_closed_pipe_ends_quietly(als_run):
+    """`mltk recommend predict RUN | head -1`: exit 0 and nothing on stderr once the reader has left."""
+    command = [sys.executable, "-m", "mltoolkit", "recommend", "predict", str(als_run), "-n", "30", "--format", "jsonl"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout.readline().startswith(b"{")
+        process.stdout.close()  # ~150 KB still to come: more than the pipe holds
+        assert process.wait(timeout=120) == 0
+        assert process.stderr.read() == b""
 
 
 def test_predict_recommends_in_group_unseen_items(mltk, als_run, table):

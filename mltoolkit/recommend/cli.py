@@ -194,11 +194,5 @@ def predict_command(
         records = prediction.recommend_users(bundle, ids, n, include_seen=include_seen, strict=strict, explain=explain)
     if explain and fmt == "csv":  # one readable cell: "50;181;172" rather than a JSON list in quotes
         records = ({**r, "because": ";".join(r["because"])} for r in records)
-    try:
-        with RecordWriter(output, fmt) as writer:
-            writer.write_all(records)
-    except BrokenPipeError:  # the reader stopped early (`| head`): end quietly, as Unix tools do
-        import os
-        import sys
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    with RecordWriter(output, fmt) as writer:
+        writer.write_all(records)
