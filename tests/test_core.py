@@ -319,3 +319,17 @@ def test_progress_keeps_the_last_numbers_between_updates(monkeypatch):
         bar.advance(1)
         bar.advance(1)
     assert "loss 0.5" in buffer.getvalue().rsplit("\r", 1)[-1]
+
+
+def test_torchrun_shares_cores_and_refuses_devices_without_a_backend(monkeypatch):
+    import torch
+
+    from mltoolkit.core import device as core_device
+    from mltoolkit.core.distributed import World, cores_per_process, join
+    from mltoolkit.core.errors import UsageError
+
+    monkeypatch.setattr(core_device, "available_cores", lambda: 16)
+    assert cores_per_process(World(size=4, local_size=4)) == 4 and cores_per_process(World(size=32, local_size=32)) == 1
+    assert join(World(), torch.device("mps")).type == "mps"  # one process: nothing to join
+    with pytest.raises(UsageError, match="not mps"):
+        join(World(rank=1, size=2, local_rank=1, local_size=2), torch.device("mps"))

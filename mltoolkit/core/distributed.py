@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mltoolkit.core.errors import MltkError
+from mltoolkit.core.errors import MltkError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -52,11 +52,20 @@ def launched_world() -> World:
     )
 
 
+def cores_per_process(world: World) -> int:
+    """This process's share of the machine's cores: torchrun's processes on one machine split them."""
+    from mltoolkit.core.device import available_cores
+
+    return max(1, available_cores() // max(1, world.local_size))
+
+
 def join(world: World, device: torch.device) -> torch.device:
     """Join the process group (NCCL on CUDA, gloo on CPU); on CUDA each process takes GPU ``LOCAL_RANK``.
     Non-main processes go quiet: one progress bar and one result, from rank 0."""
     if not world.distributed:
         return device
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"torchrun runs on CUDA (NCCL) or the CPU (gloo), not {device.type}: pass --device cpu")
     import torch
     import torch.distributed as dist
 

@@ -23,10 +23,11 @@ from typing import Any
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress, warn
-from mltoolkit.core.device import available_cores, dataloader_workers, resolve_device, seed_everything, set_threads
+from mltoolkit.core.device import dataloader_workers, resolve_device, seed_everything, set_threads
 from mltoolkit.core.distributed import (
     World,
     all_sum,
+    cores_per_process,
     from_main,
     join,
     launched_world,
@@ -123,7 +124,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
     # threads + worker processes = cores (shared by the torchrun processes): 2 torch threads beside a busy
     # worker on 2 cores ran 5x slower
     workers = config.workers if config.workers is not None else dataloader_workers(None)
-    threads = set_threads(config.threads or max(1, available_cores() // world.local_size - workers))
+    threads = set_threads(config.threads or max(1, cores_per_process(world) - workers))
     device = join(world, resolve_device(config.device))
     seed_everything(config.seed, config.deterministic)
     size = parse_size(config.size)

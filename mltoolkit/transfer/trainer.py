@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info
-from mltoolkit.core.distributed import World, all_sum, launched_world, on_main, start_run_on_main
+from mltoolkit.core.distributed import (
+    World,
+    all_sum,
+    cores_per_process,
+    launched_world,
+    on_main,
+    start_run_on_main,
+)
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run
 from mltoolkit.core.training import load_scheduler_state
@@ -69,13 +76,6 @@ def check_distributed(cfg: TransferConfig, world: World) -> None:
         )
 
 
-def process_share(world: World) -> int:
-    """The cores each of this machine's torchrun processes gets when --threads is not given."""
-    from mltoolkit.core.device import available_cores
-
-    return max(1, available_cores() // max(1, world.local_size))
-
-
 def default_run_name(cfg: TransferConfig) -> str:
     data = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(cfg.data).resolve().name).strip("-.") or "data"
     return f"{cfg.model}-{data}" + ("-fe" if cfg.mode == "feature-extract" else "")
@@ -97,13 +97,10 @@ def train(
     world = launched_world()
     check_distributed(cfg, world)
     started = time.perf_counter()
-    share = process_share(world) if world.distributed else None
+    share = cores_per_process(world) if world.distributed else None
     threads = set_threads(cfg.threads or share)
     workers = dataloader_workers(cfg.workers if cfg.workers is not None or share is None else min(8, share - 1))
-    device = resolve_device(cfg.device)
-    if world.distributed and device.type not in ("cpu", "cuda"):
-        raise UsageError(f"torchrun runs on CUDA (NCCL) or the CPU (gloo), not {device.type}: pass --device cpu")
-    device = join(world, device)
+    device = join(world, resolve_device(cfg.device))
     try:
         seed_everything(cfg.seed + world.rank, cfg.deterministic)  # each process its own augmentation draws
         if device.type == "cuda" and not cfg.deterministic:
