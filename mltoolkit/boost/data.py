@@ -105,6 +105,11 @@ class _Prepended(io.RawIOBase):
         return len(data)
 
 
+def _seekable(handle: Any) -> Any:
+    """Parquet keeps its index at the end of the file: a path as it is, stdin read whole into memory."""
+    return handle if isinstance(handle, Path) else io.BytesIO(handle.read())
+
+
 def read_data(source: str | Path, *, side_files: bool = True) -> Table:
     """Read a whole data file (or stdin) into a ``Table``, with its LightGBM side files."""
     import pandas as pd
@@ -117,7 +122,7 @@ def read_data(source: str | Path, *, side_files: bool = True) -> Table:
     table = Table(source=name)
     try:
         if layout.kind == "parquet":
-            table.frame = pd.read_parquet(handle if isinstance(handle, Path) else io.BytesIO(handle.read()))
+            table.frame = pd.read_parquet(_seekable(handle))
         elif layout.kind == "jsonl":
             table.frame = pd.read_json(handle, lines=True)
         elif layout.kind == "libsvm":
@@ -171,8 +176,7 @@ def iter_chunks(source: str | Path, chunk_rows: int) -> Iterator[Table]:
         elif layout.kind == "parquet":
             import pyarrow.parquet as pq
 
-            source_file = handle if isinstance(handle, Path) else io.BytesIO(handle.read())
-            for batch in pq.ParquetFile(source_file).iter_batches(batch_size=chunk_rows):
+            for batch in pq.ParquetFile(_seekable(handle)).iter_batches(batch_size=chunk_rows):
                 yield Table(source=name, frame=batch.to_pandas())
         elif layout.kind == "jsonl":
             for frame in pd.read_json(handle, lines=True, chunksize=chunk_rows):
