@@ -41,6 +41,21 @@ class BoostConfig:
     lightgbm_config: str | None = None
 
 
+def check_config(cfg: BoostConfig) -> None:
+    """Reject values no run could use before anything is read (LightGBM would fail later, less clearly)."""
+    at_least = {"num_rounds": (cfg.num_rounds, 1), "num_leaves": (cfg.num_leaves, 2),
+                "early_stopping": (cfg.early_stopping, 0), "tune_trials": (cfg.tune_trials, 1)}  # fmt: skip
+    for key, (value, minimum) in at_least.items():
+        if value < minimum:
+            raise DataError(f"--{key.replace('_', '-')} must be at least {minimum} (got {value})")
+    if cfg.learning_rate <= 0:
+        raise DataError(f"--learning-rate must be positive (got {cfg.learning_rate})")
+    if not 0 <= cfg.valid_fraction < 1:
+        raise DataError(f"--valid-fraction must be at least 0 and below 1 (got {cfg.valid_fraction})")
+    if cfg.cv == 1 or cfg.cv < 0:
+        raise DataError(f"--cv must be 0 (off) or at least 2 folds (got {cfg.cv})")
+
+
 # LightGBM CLI keys that say where files are or how the CLI runs, not how to train.
 _CLI_ONLY = {
     "task", "output_model", "output_result", "input_model", "num_machines", "local_listen_port",

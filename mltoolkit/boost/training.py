@@ -10,7 +10,7 @@ import numpy as np
 
 from mltoolkit.boost.data import Table, read_data
 from mltoolkit.boost.metrics import HEADLINE
-from mltoolkit.boost.params import BoostConfig, lightgbm_params
+from mltoolkit.boost.params import BoostConfig, check_config, lightgbm_params
 from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.config import config_dict
@@ -162,6 +162,7 @@ def train(
     from mltoolkit.boost import tune as tuning
     from mltoolkit.boost.report import write_importance
 
+    check_config(cfg)
     started = time.perf_counter()
     threads = resolve_threads(cfg.threads)
     schema, data, table = load_training_data(cfg, cfg.data)
