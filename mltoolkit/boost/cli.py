@@ -17,6 +17,14 @@ IdColumns = Annotated[
     list[str] | None, typer.Option("--id", help="Id column(s) passed through to predict output (repeat or COL1,COL2).")
 ]
 DropColumns = Annotated[list[str] | None, typer.Option("--drop", help="Column(s) not to use as features.")]
+DaskCluster = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Run on a Dask cluster: a scheduler address (tcp://host:8786) or local[:N[:MEMORY]] (N worker processes "
+        "here); DATA is then a glob or folder of CSV/Parquet parts. Needs mltk[dask].",
+    ),
+]
 CategoricalColumns = Annotated[
     list[str] | None,
     typer.Option("--categorical", help="Treat these columns as categorical (text columns always are)."),
@@ -98,6 +106,7 @@ def train_command(
             help="A LightGBM CLI config (train.conf): its data, valid_data and parameters, as LightGBM would."
         ),
     ] = None,
+    dask: DaskCluster = None,
     config: options.ConfigFile = None,
     device: options.Device = None,
     seed: Annotated[int | None, typer.Option(help="Seed for LightGBM. \\[default: LightGBM's own seeds]")] = None,
@@ -147,6 +156,7 @@ def train_command(
         "seed": seed,
         "threads": threads,
         "deterministic": deterministic or None,
+        "dask": dask,
     }
     cfg = build_config(BoostConfig, run_layer, conf_layer, file_layer, flags)
     if param:  # --param adds to (and overrides) the parameters of a config file
@@ -191,11 +201,20 @@ def predict_command(
     fmt: options.RecordFormat = "csv",
     runs_dir: options.RunsDir = Path("runs"),
     threads: options.Threads = None,
+    dask: DaskCluster = None,
     quiet: options.Quiet = False,
 ) -> None:
-    """Score a table in chunks: id columns, prediction (class label or value), optional probabilities."""
+    """Score a table in chunks: id columns, prediction (class label or value), optional probabilities.
+
+    With --dask, each part of DATA is scored on a worker: --output names a folder that gets one file per part,
+    without it the parts go to stdout in input order."""
     from mltoolkit.boost.score import predict
     from mltoolkit.core.console import set_quiet
 
     set_quiet(quiet)
+    if dask:
+        from mltoolkit.boost.distributed import predict_on_cluster
+
+        predict_on_cluster(run, data, dask, output=output, fmt=fmt, proba=proba, explain=explain, runs_dir=runs_dir)
+        return
     predict(run, data, output=output, fmt=fmt, proba=proba, explain=explain, runs_dir=runs_dir, threads=threads)

@@ -39,6 +39,7 @@ class BoostConfig:
     threads: int = 0
     deterministic: bool = False
     lightgbm_config: str | None = None
+    dask: str | None = None  # a scheduler address or local[:N[:MEMORY]]: train on a Dask cluster
 
 
 def check_config(cfg: BoostConfig) -> None:

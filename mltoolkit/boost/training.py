@@ -160,9 +160,12 @@ def train(
     with the parameters it was trained with (tuning and cross-validation are not repeated).
     """
     from mltoolkit.boost import tune as tuning
-    from mltoolkit.boost.report import write_importance
 
     check_config(cfg)
+    if cfg.dask:
+        from mltoolkit.boost.distributed import train_on_cluster
+
+        return train_on_cluster(cfg, runs_dir=runs_dir, name=name, resume=resume)
     started = time.perf_counter()
     threads = resolve_threads(cfg.threads)
     schema, data, table = load_training_data(cfg, cfg.data)
@@ -229,6 +232,20 @@ def train(
             info(f"refit on all {data.rows} rows for {best_round} rounds (best round on the split, scaled)")
             run.write_summary({"status": "refitting", "valid": valid_scores})
             booster = _fit_all(params, data, schema, best_round, run, None)
+    summary = finish_run(run, booster, schema, best_round, valid_scores, started)
+    result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
+    return result
+
+
+def finish_run(
+    run: Run, booster: Any, schema: Schema, best_round: int, valid_scores: dict[str, float], started: float
+) -> dict[str, Any]:
+    """Write model.txt (``best_round`` trees), schema, importance and summary; return the summary.
+
+    Nothing of it is written before training has succeeded, so a failed run holds no half model.
+    """
+    from mltoolkit.boost.report import write_importance
+
     with atomic_path(run.path / MODEL_FILE) as tmp:
         booster.save_model(str(tmp), num_iteration=best_round)
     for leftover in (CHECKPOINT, RESUME_STATE):
@@ -247,8 +264,7 @@ def train(
         "top_features": importance[:5],
     }
     run.write_summary(summary)
-    result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
-    return result
+    return summary
 
 
 SMALL_SPLIT_ROWS, SMALL_SPLIT_GROUPS = 2000, 200

@@ -1,0 +1,555 @@
+"""``mltk boost train/predict --dask``: LightGBM's data-parallel learner on the workers of a Dask cluster.
+
+DATA is a glob, a folder or a file of parts. ``dask.dataframe.from_map`` reads them lazily on the
+workers, one partition per file, with the reader one machine uses (``read_data``), so delimiters,
+headers and column names come out alike. The schema is made by the same ``build_schema``, from a
+small table of every distinct level, class and query id found in all partitions: categorical levels
+and class labels are numbered as if the whole table had been read at once. Each worker then encodes
+its own partitions with ``prepare``, as float32 (LightGBM bins the values anyway; it halves what the
+workers hold).
+
+Training is LightGBM's distributed mode (``tree_learner=data``, with the network parameters and the
+port handshake of ``lightgbm.dask``), driven here rather than through ``DaskLGBMClassifier`` because
+of two documented limits of ``lightgbm.dask`` (4.7):
+- each worker evaluates only its own shard of the validation set, so workers disagree about when to
+  stop, and early stopping hangs or fails on a socket error (LightGBM #6351, #7009; #7290 pending).
+  Here every worker evaluates the whole validation set: the same model on the same rows, so all of
+  them stop at the same round;
+- it concatenates a worker's partitions into one array before building the Dataset (twice the
+  memory); here the Dataset is built from the list of partitions without a copy.
+Only this process (the client) writes the run directory, and only after training has succeeded.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import operator
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mltoolkit.boost.data import SIDE_FILES, Table, iter_chunks, read_data
+from mltoolkit.boost.params import BoostConfig, lightgbm_params
+from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name
+from mltoolkit.boost.schema import MAX_CLASSES, Schema
+from mltoolkit.core.config import config_dict
+from mltoolkit.core.console import info, warn
+from mltoolkit.core.device import available_cores
+from mltoolkit.core.errors import DataError, ResourceError, UsageError
+from mltoolkit.core.runs import Run, start_run
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from distributed import Client, Future
+
+INSTALL = "pip install 'mltk[dask]'"
+CONNECT_TIMEOUT_S = 10
+WATCH_S = 1.0  # how often a waiting client checks that the training workers are still there
+SAMPLE_ROWS = 1000
+
+
+def require_dask() -> None:
+    """Dask is an optional extra: without it, say how to install it (exit 4), not an ImportError."""
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise ResourceError(f"--dask needs the Dask extra ({exc.name} is not installed): {INSTALL}") from None
+
+
+def local_shape(spec: str) -> tuple[int, int, str]:
+    """``local[:N[:MEMORY]]`` -> (worker processes, threads each, memory limit each).
+
+    N defaults to one process per core; the cores are shared out so that processes x threads never
+    oversubscribes the machine (LightGBM's OpenMP threads on a busy core are slower than fewer).
+    """
+    parts = spec.split(":")
+    cores = available_cores()
+    try:
+        workers = int(parts[1]) if len(parts) > 1 and parts[1] else cores
+    except ValueError:
+        workers = 0
+    if workers < 1 or len(parts) > 3:
+        raise UsageError(f"--dask {spec}: expected a scheduler address, local, local:N or local:N:MEMORY (local:2:4GB)")
+    return workers, max(1, cores // workers), parts[2] if len(parts) > 2 else "auto"
+
+
+@contextmanager
+def connect(spec: str) -> Iterator[Client]:
+    """A client of the scheduler at ``spec``, or of a LocalCluster that lives as long as the block."""
+    require_dask()
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"dataframe.convert-string": False}):  # object strings, as pandas reads them here
+        if spec == "local" or spec.startswith("local:"):
+            workers, threads, memory = local_shape(spec)
+            info(f"dask: starting {workers} local worker process(es) x {threads} thread(s), memory limit {memory}")
+            with (
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=threads,
+                    memory_limit=memory,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.CRITICAL,  # worker errors reach the client, which says them once
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                yield client
+            return
+        try:
+            client = Client(spec, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ResourceError(f"cannot reach the Dask scheduler at {spec} ({str(exc).splitlines()[0]})") from None
+        with client:
+            if not client.nthreads():
+                raise ResourceError(f"the Dask scheduler at {spec} has no workers")
+            yield client
+
+
+def list_parts(pattern: str | None) -> list[str]:
+    """The files of a glob, a folder or one path, sorted; LightGBM side files are not parts."""
+    if pattern in (None, "-"):
+        raise UsageError("--dask reads files the workers can open: give DATA as a glob, a folder or a file")
+    path = Path(pattern)
+    candidates = path.iterdir() if path.is_dir() else map(Path, glob.glob(pattern))
+    files = sorted(
+        str(p)
+        for p in candidates
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lstrip(".") not in SIDE_FILES
+    )
+    if not files:
+        raise DataError(f"{pattern}: matches no data files")
+    sides = [f"{f}.{kind}" for f in files for kind in SIDE_FILES if Path(f"{f}.{kind}").exists()]
+    if sides:
+        warn(f"{sides[0]}: LightGBM side files are not read with --dask; use weight/group columns instead")
+    return files
+
+
+def read_parts(files: list[str]) -> tuple[Any, Table]:
+    """A lazy Dask frame with one partition per file, and the first rows of the first file (the layout)."""
+    import dask.dataframe as dd
+
+    sample = next(iter_chunks(files[0], SAMPLE_ROWS))
+    if sample.frame is None:
+        raise DataError(f"{files[0]}: --dask reads CSV/TSV, Parquet or JSON lines parts, not LibSVM")
+    columns = [str(c) for c in sample.frame.columns]
+    frame = dd.from_map(_read_part, files, meta=sample.frame.iloc[:0], expected=columns, first=files[0])
+    return frame, sample
+
+
+def _read_part(path: str, expected: list[str], first: str) -> pd.DataFrame:
+    """One partition (on a worker): a whole file, read as on one machine, with the first file's columns."""
+    frame = read_data(path, side_files=False).frame
+    if frame is None:
+        raise DataError(f"{path}: --dask reads CSV/TSV, Parquet or JSON lines parts, not LibSVM")
+    columns = [str(c) for c in frame.columns]
+    missing = [c for c in expected if c not in columns]
+    if missing:
+        raise DataError(f"{path}: has no column {missing[0]!r} (which {first} has); every part needs the same columns")
+    extra = [c for c in columns if c not in expected]
+    if extra:
+        raise DataError(f"{path}: column {extra[0]!r} is not in {first}; every part needs the same columns")
+    frame.columns = columns
+    return frame[expected]
+
+
+def _summarize(frame: pd.DataFrame, levels: list[str], target: str | None, group: str | None) -> dict[str, Any]:
+    """What the schema needs from one partition: distinct values of ``levels``, query ids, the row count."""
+    import pandas as pd
+
+    values = {}
+    for name in levels:
+        distinct = pd.Series(frame[name].dropna().unique(), dtype=frame[name].dtype)
+        if name == target and pd.api.types.is_numeric_dtype(distinct):
+            distinct = distinct[: MAX_CLASSES + 1]  # enough to tell a few classes from a regression target
+        values[name] = distinct
+    return {"rows": len(frame), "values": values, "groups": frame[group].unique() if group else None}
+
+
+def _summary_table(sample: Table, summaries: list[dict[str, Any]], source: str) -> Table:
+    """A table holding every distinct value of the level columns (and sample rows of the others).
+
+    ``build_schema`` reads levels, classes and the task from it exactly as from the whole table.
+    Shorter columns are repeated to the longest: repeats change no distinct set and no dtype.
+    """
+    import pandas as pd
+
+    columns: dict[str, pd.Series] = {}
+    for name in sample.frame.columns:
+        merged = [s["values"][name] for s in summaries if name in s["values"]]
+        column = pd.concat(merged).drop_duplicates() if merged else sample.frame[name]
+        columns[name] = column if len(column) else sample.frame[name]
+    length = max(len(c) for c in columns.values())
+    frame = pd.DataFrame(
+        {name: c.take(np.arange(length) % len(c)).reset_index(drop=True) for name, c in columns.items()}
+    )
+    return Table(source=source, frame=frame, headerless=sample.headerless)
+
+
+def infer_schema(frame: Any, sample: Table, files: list[str], cfg: BoostConfig) -> tuple[Schema, int]:
+    """The schema of all partitions together (one pass over them), and their row count."""
+    import dask
+    import pandas as pd
+
+    target = target_name(sample, cfg.target, cfg.label_column)
+    excluded = {cfg.weight, cfg.group, *cfg.id, *cfg.drop}
+    text = {c for c in sample.frame.columns if not pd.api.types.is_numeric_dtype(sample.frame[c])}
+    levels = [
+        c for c in sample.frame.columns if c not in excluded and (c in text or c in cfg.categorical or c == target)
+    ]
+    parts = [dask.delayed(_summarize)(part, levels, target, cfg.group) for part in frame.to_delayed()]
+    summaries = list(dask.compute(*parts))
+    source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} parts)"
+    schema = build_schema(
+        _summary_table(sample, summaries, source),
+        target=target,
+        task=cfg.task,
+        weight=cfg.weight,
+        group=cfg.group,
+        ids=cfg.id,
+        drop=cfg.drop,
+        categorical=cfg.categorical,
+        use_init=False,
+    )
+    if schema.task == "lambdarank":
+        _check_groups(summaries, files, cfg.group)
+    return schema, sum(s["rows"] for s in summaries)
+
+
+def _check_groups(summaries: list[dict[str, Any]], files: list[str], group: str | None) -> None:
+    """LightGBM ranks within one machine: a query group must not be split over two parts (two workers)."""
+    owner: dict[Any, str] = {}
+    for summary, path in zip(summaries, files):
+        for key in summary["groups"]:
+            first = owner.setdefault(key, path)
+            if first != path:
+                raise DataError(
+                    f"{first} and {path} both hold rows of query group {key!r} (column {group!r}); ranking "
+                    "needs each group's rows inside one part: write every group to a single file"
+                )
+
+
+def _encode(frame: pd.DataFrame, path: str, schema: Schema, fraction: float, seed: int) -> tuple[Prepared, Any]:
+    """One partition in LightGBM's terms (float32), with a random ``fraction`` (whole groups) held out."""
+    from mltoolkit.boost.training import split_validation
+
+    data = prepare(Table(source=path, frame=frame), schema)
+    data.X = np.asfortranarray(data.X, dtype=np.float32)
+    if fraction <= 0:
+        return data, None
+    return split_validation(data, fraction, seed, schema.task == "lambdarank")
+
+
+def encode_parts(
+    client: Client, frame: Any, files: list[str], schema: Schema, fraction: float, seed: int
+) -> tuple[list[Future], list[Future]]:
+    """Encode every partition on the worker that read it; wait, so bad data fails before a run exists."""
+    import dask
+    from distributed import wait
+
+    tasks = [
+        dask.delayed(_encode)(part, path, schema, fraction, seed + index)
+        for index, (part, path) in enumerate(zip(frame.to_delayed(), files))
+    ]
+    pairs = client.compute(tasks)
+    train = [client.submit(operator.itemgetter(0), pair) for pair in pairs]
+    valid = [client.submit(operator.itemgetter(1), pair) for pair in pairs] if fraction > 0 else []
+    wait(train + valid)
+    for future in train + valid:
+        if future.status == "error":
+            future.result()  # raises the worker's error here (a DataError keeps its message and exit code)
+    return train, valid
+
+
+class _Port:
+    """A free TCP port on a worker, held until LightGBM is about to listen on it (as ``lightgbm.dask`` does)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("", 0))
+        self.number = self.socket.getsockname()[1]
+
+    def release(self) -> None:
+        self.socket.close()
+
+
+def _dataset(parts: list[Prepared], params: dict[str, Any], categorical: list[int], reference: Any = None) -> Any:
+    """A LightGBM Dataset over a worker's partitions, built from the list (no concatenated copy)."""
+    import lightgbm as lgb
+
+    def joined(name: str) -> np.ndarray | None:
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else np.concatenate(values)
+
+    matrices = [p.X for p in parts]
+    return lgb.Dataset(
+        matrices if len(matrices) > 1 else matrices[0],
+        label=joined("y"),
+        weight=joined("weight"),
+        group=joined("group"),
+        categorical_feature=categorical or "auto",
+        params=params,
+        reference=reference,
+    )
+
+
+def _fit_on_worker(
+    params: dict[str, Any],
+    parts: list[Prepared],
+    valid: list[Prepared],
+    rounds: int,
+    categorical: list[int],
+    port: _Port | None,
+    main: bool,
+) -> dict[str, Any] | None:
+    """One worker's share of the training; the main worker returns the model and the validation curves."""
+    import lightgbm as lgb
+
+    quiet = logging.getLogger("mltk.lightgbm.network")
+    quiet.setLevel(logging.ERROR)  # LightGBM logs its socket handshake before it reads verbose=-1
+    lgb.register_logger(quiet)
+    dtrain = _dataset(parts, params, categorical)
+    valid_sets = [_dataset(valid, params, categorical, reference=dtrain)] if valid else []
+    evals: dict[str, Any] = {}
+    if port is not None:
+        port.release()
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=rounds,
+        valid_sets=valid_sets,
+        valid_names=["valid"],
+        callbacks=[lgb.record_evaluation(evals)],
+    )
+    booster.free_network()
+    if not main:
+        return None
+    return {
+        "model": booster.model_to_string(num_iteration=-1),
+        "best_iteration": booster.best_iteration,
+        "best_score": {k: float(v) for k, v in booster.best_score.get("valid", {}).items()},
+        "evals": evals.get("valid", {}),
+    }
+
+
+def fit(
+    client: Client,
+    params: dict[str, Any],
+    parts: list[Future],
+    valid: list[Future],
+    rounds: int,
+    early_stopping: int,
+    schema: Schema,
+) -> tuple[Any, dict[str, Any]]:
+    """Train on the workers that hold ``parts``, each evaluating all of ``valid``: the model and its curves."""
+    from urllib.parse import urlparse
+
+    import lightgbm as lgb
+
+    holders = client.who_has(parts)
+    by_worker: dict[str, list[Future]] = {}
+    for part in parts:
+        by_worker.setdefault(next(iter(holders[part.key])), []).append(part)
+    workers = list(by_worker)
+    params = {**params, "tree_learner": params.get("tree_learner", "data")}
+    if valid and early_stopping > 0:
+        params.setdefault("early_stopping_round", early_stopping)
+    ports: dict[str, Future] = {}
+    numbers: dict[str, int] = {}
+    if len(workers) > 1:
+        ports = {w: client.submit(_Port, workers=[w], allow_other_workers=False, pure=False) for w in workers}
+        numbers = client.gather({w: client.submit(operator.attrgetter("number"), p) for w, p in ports.items()})
+        machines = ",".join(f"{urlparse(w).hostname}:{numbers[w]}" for w in workers)
+        params.update(machines=machines, num_machines=len(workers))
+    nthreads = client.nthreads()
+    futures = [
+        client.submit(
+            _fit_on_worker,
+            {**params, "num_threads": nthreads[w], **({"local_listen_port": numbers[w]} if numbers else {})},
+            by_worker[w],
+            valid,
+            rounds,
+            schema.categorical_indices,
+            ports.get(w),
+            w == workers[0],
+            workers=[w],
+            allow_other_workers=False,
+            pure=False,
+        )
+        for w in workers
+    ]
+    info(f"dask: training on {len(workers)} worker(s), {len(parts)} part(s)")
+    result = _gather_watching(client, futures, workers)[0]
+    return lgb.Booster(model_str=result["model"]), result
+
+
+class WorkerLost(Exception):
+    """A worker that held training data left the cluster while LightGBM was training."""
+
+
+def _gather_watching(client: Client, futures: list[Future], workers: list[str]) -> list[Any]:
+    """Wait for the training tasks; a worker leaving mid-training fails the run instead of hanging it."""
+    from distributed import wait
+
+    while True:
+        try:
+            wait(futures, timeout=WATCH_S)
+        except TimeoutError:
+            gone = sorted(set(workers) - set(client.nthreads()))
+            if gone:
+                client.cancel(futures)
+                raise WorkerLost(f"worker {gone[0]} left the cluster") from None
+            if not any(f.status == "error" for f in futures):
+                continue
+        return client.gather(futures)  # raises the first task's error, if any
+
+
+def lost_worker(exc: BaseException) -> str | None:
+    """Why training lost a worker, when that is what ``exc`` says (Dask's or LightGBM's network)."""
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+    from lightgbm.basic import LightGBMError
+
+    if isinstance(exc, (WorkerLost, KilledWorker, CommClosedError)):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, LightGBMError) and any(word in str(exc) for word in ("Socket", "socket", "Network", "connect")):
+        return f"LightGBM: {str(exc).splitlines()[0]}"
+    return None
+
+
+def _fit_or_fail(run: Run, *args: Any) -> tuple[Any, dict[str, Any]]:
+    """``fit``, with a lost worker marking the run failed (exit 4) and LightGBM's refusals as bad data."""
+    from lightgbm.basic import LightGBMError
+
+    try:
+        return fit(*args)
+    except Exception as exc:
+        reason = lost_worker(exc)
+        if reason is not None:
+            run.write_summary({"status": "failed", "error": f"a Dask worker failed during training: {reason}"})
+            raise ResourceError(f"a Dask worker failed during training ({reason}); {run.path} is marked failed") from None
+        if isinstance(exc, LightGBMError):
+            raise DataError(f"LightGBM rejected the data or parameters: {exc}") from None
+        raise
+
+
+def _rows(client: Client, parts: list[Future]) -> int:
+    return sum(client.gather([client.submit(operator.attrgetter("rows"), p) for p in parts]))
+
+
+def train_on_cluster(
+    cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
+) -> dict[str, Any]:
+    """``train`` on a Dask cluster: the same schema, validation, refit and run directory as on one machine.
+
+    Not here: ``--tune``, ``--cv`` and ``--resume`` (each would repeat a cluster-wide pass per trial or
+    fold; a cluster run is restarted instead), and LightGBM side files (use columns).
+    """
+    from mltoolkit.boost.training import _default_name, finish_run
+
+    for flag, used in (("--resume", resume), ("--tune", cfg.tune), ("--cv", cfg.cv)):
+        if used:
+            raise UsageError(f"{flag} is not available with --dask")
+    started = time.perf_counter()
+    files = list_parts(cfg.data)
+    valid_files = list_parts(cfg.valid) if cfg.valid else None
+    with connect(cfg.dask) as client:
+        frame, sample = read_parts(files)
+        schema, rows = infer_schema(frame, sample, files, cfg)
+        params = lightgbm_params(cfg, schema.task, len(schema.classes or []), threads=1)
+        seed = cfg.seed if cfg.seed is not None else 0
+        train_parts, valid_parts = encode_parts(client, frame, files, schema, 0 if valid_files else cfg.valid_fraction, seed)
+        if valid_files:
+            valid_parts = encode_parts(client, read_parts(valid_files)[0], valid_files, schema, 0, seed)[0]
+        run, _ = start_run(
+            "boost", config_dict(cfg), name=name or _default_name(files[0]), runs_dir=runs_dir, device="cpu",
+            seed=cfg.seed,
+        )  # fmt: skip
+        info(f"run: {run.path}  ({rows} rows in {len(files)} part(s), {len(schema.features)} features)")
+        validation = f"--valid {cfg.valid}" if valid_files else f"{cfg.valid_fraction:g} split" if valid_parts else "none"
+        booster, fitted = _fit_or_fail(run, client, params, train_parts, valid_parts, cfg.num_rounds, cfg.early_stopping, schema)
+        for index, values in enumerate(zip(*fitted["evals"].values())):
+            run.log({"round": index + 1, **{f"valid_{k}": v for k, v in zip(fitted["evals"], values)}})
+        best_round = fitted["best_iteration"] or booster.current_iteration()
+        if cfg.refit and not valid_files and valid_parts:
+            # As on one machine: the split chose the number of rounds; the final model learns from every row.
+            best_round = max(1, round(best_round * rows / _rows(client, train_parts)))
+            info(f"refit on all {rows} rows for {best_round} rounds (best round on the split, scaled)")
+            run.write_summary({"status": "refitting", "valid": fitted["best_score"]})
+            refit = {k: v for k, v in params.items() if k != "early_stopping_round"}
+            booster, _ = _fit_or_fail(run, client, refit, train_parts + valid_parts, [], best_round, 0, schema)
+    summary = finish_run(run, booster, schema, best_round, fitted["best_score"], started)
+    return {"run_dir": str(run.path), "task": schema.task, "validation": validation, "best_round": best_round,
+            "valid": fitted["best_score"], "wall_time_s": summary["wall_time_s"]}  # fmt: skip
+
+
+def _score_part(model: Any, path: str, target: str | None, fmt: str, proba: bool, explain: bool) -> tuple[int, bytes]:
+    """Score one part on a worker: into ``target``, or returned as bytes for the client to print in order."""
+    from distributed import get_worker
+
+    from mltoolkit.boost.score import CHUNK_ROWS, _score
+
+    threads = get_worker().state.nthreads
+    if target is not None:
+        return _score(model, path, target, fmt, proba, explain, threads, CHUNK_ROWS), b""
+    with tempfile.TemporaryDirectory(prefix="mltk-score-") as tmp:
+        out = Path(tmp) / f"part.{fmt}"
+        rows = _score(model, path, out, fmt, proba, explain, threads, CHUNK_ROWS)
+        return rows, out.read_bytes()
+
+
+def predict_on_cluster(
+    run: str | Path,
+    data: str,
+    spec: str,
+    *,
+    output: str | Path | None = None,
+    fmt: str = "csv",
+    proba: bool = False,
+    explain: bool = False,
+    runs_dir: str | Path = "runs",
+) -> int:
+    """Score every part of ``data`` on the workers: one output file per part in the folder ``output``,
+    or all parts to stdout in input order (one CSV header)."""
+    from mltoolkit.boost.score import load_model
+
+    if fmt not in ("csv", "jsonl"):
+        raise DataError(f"unknown --format {fmt!r}; expected csv or jsonl")
+    model = load_model(run, runs_dir)
+    files = list_parts(data)
+    targets: list[str | None] = [None] * len(files)
+    if output is not None:
+        folder = Path(output)
+        if folder.is_file():
+            raise DataError(f"{folder}: with --dask, --output is a folder (one file per part), not a file")
+        targets = [str(folder / f"{Path(f).name.split('.')[0]}.{fmt}") for f in files]
+        if len(set(targets)) < len(targets):
+            raise DataError(f"{data}: two parts have the same name; their outputs in {folder} would collide")
+        folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with connect(spec) as client:
+        shared = client.scatter(model, broadcast=True)
+        futures = [
+            client.submit(_score_part, shared, f, t, fmt, proba, explain, pure=False) for f, t in zip(files, targets)
+        ]
+        for index, future in enumerate(futures):
+            rows, text = future.result()
+            futures[index] = None  # let the worker drop what is already printed
+            count += rows
+            if output is None:
+                sys.stdout.flush()
+                sys.stdout.buffer.write(text.split(b"\n", 1)[1] if index and fmt == "csv" else text)
+                sys.stdout.buffer.flush()
+    info(f"scored {count} rows in {len(files)} part(s) with {model.path}")
+    return count
