@@ -173,7 +173,7 @@ def _summarize(frame: pd.DataFrame, levels: list[str], target: str | None, group
         if name == target and pd.api.types.is_numeric_dtype(distinct):
             distinct = distinct[: MAX_CLASSES + 1]  # enough to tell a few classes from a regression target
         values[name] = distinct
-    return {"rows": len(frame), "values": values, "groups": frame[group].unique() if group else None}
+    return {"rows": len(frame), "values": values, "groups": frame[group].unique().tolist() if group else None}
 
 
 def _summary_table(sample: Table, summaries: list[dict[str, Any]], source: str) -> Table:
@@ -438,7 +438,8 @@ def _fit_or_fail(run: Run, *args: Any) -> tuple[Any, dict[str, Any]]:
         reason = lost_worker(exc)
         if reason is not None:
             run.write_summary({"status": "failed", "error": f"a Dask worker failed during training: {reason}"})
-            raise ResourceError(f"a Dask worker failed during training ({reason}); {run.path} is marked failed") from None
+            message = f"a Dask worker failed during training ({reason}); {run.path} is marked failed"
+            raise ResourceError(message) from None
         if isinstance(exc, LightGBMError):
             raise DataError(f"LightGBM rejected the data or parameters: {exc}") from None
         raise
@@ -469,7 +470,8 @@ def train_on_cluster(
         schema, rows = infer_schema(frame, sample, files, cfg)
         params = lightgbm_params(cfg, schema.task, len(schema.classes or []), threads=1)
         seed = cfg.seed if cfg.seed is not None else 0
-        train_parts, valid_parts = encode_parts(client, frame, files, schema, 0 if valid_files else cfg.valid_fraction, seed)
+        fraction = 0 if valid_files else cfg.valid_fraction
+        train_parts, valid_parts = encode_parts(client, frame, files, schema, fraction, seed)
         if valid_files:
             valid_parts = encode_parts(client, read_parts(valid_files)[0], valid_files, schema, 0, seed)[0]
         run, _ = start_run(
@@ -477,8 +479,9 @@ def train_on_cluster(
             seed=cfg.seed,
         )  # fmt: skip
         info(f"run: {run.path}  ({rows} rows in {len(files)} part(s), {len(schema.features)} features)")
-        validation = f"--valid {cfg.valid}" if valid_files else f"{cfg.valid_fraction:g} split" if valid_parts else "none"
-        booster, fitted = _fit_or_fail(run, client, params, train_parts, valid_parts, cfg.num_rounds, cfg.early_stopping, schema)
+        validation = f"--valid {cfg.valid}" if valid_files else f"{fraction:g} split" if valid_parts else "none"
+        rounds, stopping = cfg.num_rounds, cfg.early_stopping
+        booster, fitted = _fit_or_fail(run, client, params, train_parts, valid_parts, rounds, stopping, schema)
         for index, values in enumerate(zip(*fitted["evals"].values())):
             run.log({"round": index + 1, **{f"valid_{k}": v for k, v in zip(fitted["evals"], values)}})
         best_round = fitted["best_iteration"] or booster.current_iteration()

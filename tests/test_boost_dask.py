@@ -1,0 +1,194 @@
+"""`mltk boost ... --dask`: training and scoring on a LocalCluster of 2 processes x 1 thread, on Parquet parts made here.
+
+One cluster serves the whole module (started once); each command connects to it by address. The
+test that kills a worker mid-training runs last, as it leaves the cluster with a restarted worker.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import fails, ok
+
+pytest.importorskip("distributed")
+
+FAST = ["--threads", "1", "--quiet", "--learning-rate", "0.1", "--num-rounds", "150", "--seed", "1"]
+PARTS = 4
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
+
+
+def _table(n: int, seed: int, colors: list[str]) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    color = rng.choice(colors, size=n)
+    score = x1 + 0.5 * x2 + np.where(color == "red", 1.5, 0.0) + rng.normal(scale=0.5, size=n)
+    return pd.DataFrame(
+        {"id": [f"s{seed}-{i}" for i in range(n)], "x1": x1, "x2": x2, "color": color, "value": score,
+         "label": np.where(score > 0.4, "yes", "no")}
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """Four binary/regression parts (the last has a colour the others lack), a holdout, and all in one file."""
+    folder = tmp_path_factory.mktemp("parts")
+    frames = [_table(1500, i, ["red", "green", "blue"] if i < PARTS - 1 else ["red", "green", "teal"]) for i in range(PARTS)]
+    for i, frame in enumerate(frames):
+        frame.to_parquet(folder / f"part-{i}.parquet")
+    pd.concat(frames).to_parquet(folder / "all.parquet")
+    _table(2000, 99, ["red", "green", "blue", "teal"]).to_parquet(folder / "holdout.parquet")
+    return folder
+
+
+def _train(mltk, tmp_path, data, *extra):
+    return ok(mltk("boost", "train", data, "--runs-dir", tmp_path / "runs", *FAST, *extra)).json()
+
+
+def _metrics(mltk, run, data):
+    return ok(mltk("boost", "evaluate", run, data, "--format", "json")).json()
+
+
+def test_binary_schema_quality_and_predict_without_dask(mltk, tmp_path, parts, cluster):
+    address = cluster.scheduler.address
+    binary = ["--target", "label", "--id", "id", "--drop", "value"]
+    out = _train(mltk, tmp_path, parts / "part-*.parquet", *binary, "--dask", address)
+    run = out["run_dir"]
+    assert out["task"] == "binary" and out["validation"] == "0.2 split"
+    schema = json.loads((tmp_path / "runs/boost/part-0/schema.json").read_text())
+    assert schema["classes"] == ["no", "yes"]
+    assert schema["features"][2]["levels"] == ["blue", "green", "red", "teal"]  # levels of every part
+    import lightgbm as lgb  # the model file is plain LightGBM
+
+    assert lgb.Booster(model_file=f"{run}/model.txt").num_feature() == 3
+    assert json.loads((tmp_path / "runs/boost/part-0/summary.json").read_text())["status"] == "completed"
+    assert len((tmp_path / "runs/boost/part-0/metrics.jsonl").read_text().splitlines()) > 1
+    single = _train(mltk, tmp_path, parts / "all.parquet", *binary)["run_dir"]
+    dask_auc = _metrics(mltk, run, parts / "holdout.parquet")["auc"]
+    single_auc = _metrics(mltk, single, parts / "holdout.parquet")["auc"]
+    assert dask_auc > 0.85 and abs(dask_auc - single_auc) < 0.02, (dask_auc, single_auc)
+
+    glob = str(parts / "part-*.parquet")
+    scattered = ok(mltk("boost", "predict", run, glob, "--proba", "--dask", address)).stdout
+    one_by_one = [
+        pd.read_csv(io.StringIO(ok(mltk("boost", "predict", run, parts / f"part-{i}.parquet", "--proba")).stdout))
+        for i in range(PARTS)
+    ]
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(scattered)), pd.concat(one_by_one, ignore_index=True))
+    ok(mltk("boost", "predict", run, glob, "--dask", address, "--output", tmp_path / "scored"))
+    assert sorted(p.name for p in (tmp_path / "scored").iterdir()) == [f"part-{i}.csv" for i in range(PARTS)]
+    assert len(pd.read_csv(tmp_path / "scored/part-2.csv")) == 1500
+
+
+def test_regression_close_to_one_machine(mltk, tmp_path, parts, cluster):
+    regression = ["--target", "value", "--drop", "label", "--id", "id", "--no-refit"]
+    run = _train(mltk, tmp_path, parts / "part-*.parquet", *regression, "--dask", cluster.scheduler.address)
+    assert run["task"] == "regression"
+    single = _train(mltk, tmp_path, parts / "all.parquet", *regression)
+    dask_l2 = _metrics(mltk, run["run_dir"], parts / "holdout.parquet")["l2"]
+    single_l2 = _metrics(mltk, single["run_dir"], parts / "holdout.parquet")["l2"]
+    assert dask_l2 < 1.1 * single_l2, (dask_l2, single_l2)
+
+
+def _ranking_parts(folder, split_group: bool = False) -> None:
+    rng = np.random.default_rng(3)
+    for part in range(2):
+        queries = np.repeat(np.arange(part * 60, (part + 1) * 60), 10)
+        x = rng.normal(size=(len(queries), 3))
+        relevance = np.clip(np.round(x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.3, size=len(queries)) + 1), 0, 3)
+        frame = pd.DataFrame({"query": queries, "a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "rel": relevance})
+        if split_group and part == 1:
+            frame.loc[:4, "query"] = 0  # query 0 also has rows in part 0
+        frame.sample(frac=1, random_state=part).to_parquet(folder / f"rank-{part}.parquet")  # rows not grouped
+
+
+def test_ranking_with_groups(mltk, tmp_path, cluster):
+    _ranking_parts(tmp_path)
+    out = _train(mltk, tmp_path, tmp_path / "rank-*.parquet", "--target", "rel", "--group", "query",
+                 "--dask", cluster.scheduler.address)  # fmt: skip
+    assert out["task"] == "lambdarank" and out["valid"]["ndcg@5"] > 0.7
+    metrics = _metrics(mltk, out["run_dir"], tmp_path / "rank-1.parquet")
+    assert metrics["ndcg@5"] > 0.7
+
+
+def test_ranking_group_split_over_parts_is_refused(mltk, tmp_path, cluster):
+    _ranking_parts(tmp_path, split_group=True)
+    result = mltk("boost", "train", tmp_path / "rank-*.parquet", "--target", "rel", "--group", "query",
+                  "--dask", cluster.scheduler.address, "--runs-dir", tmp_path / "runs")  # fmt: skip
+    fails(result, 3, "rank-0.parquet", "rank-1.parquet", "query group 0")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_glob_matching_nothing(mltk, tmp_path, cluster):
+    result = mltk("boost", "train", tmp_path / "none-*.parquet", "--target", "y", "--dask", cluster.scheduler.address)
+    fails(result, 3, "none-*.parquet", "matches no data files")
+
+
+def test_parts_whose_columns_disagree(mltk, tmp_path, cluster):
+    _table(200, 0, ["red"]).to_parquet(tmp_path / "p-0.parquet")
+    _table(200, 1, ["red"]).rename(columns={"x2": "x3"}).to_parquet(tmp_path / "p-1.parquet")
+    result = mltk("boost", "train", tmp_path / "p-*.parquet", "--target", "label",
+                  "--dask", cluster.scheduler.address, "--runs-dir", tmp_path / "runs")  # fmt: skip
+    fails(result, 3, "p-1.parquet", "'x2'")
+
+
+def test_unreachable_scheduler(mltk, tmp_path, parts, monkeypatch):
+    from mltoolkit.boost import distributed
+
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 1)
+    result = mltk("boost", "train", parts / "part-*.parquet", "--target", "label", "--dask", "tcp://127.0.0.1:9")
+    fails(result, 4, "tcp://127.0.0.1:9")
+
+
+def test_missing_extra_says_how_to_install(mltk, parts, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed
+    result = mltk("boost", "train", parts / "part-*.parquet", "--target", "label", "--dask", "local:2")
+    fails(result, 4, "pip install 'mltk[dask]'")
+
+
+def test_worker_dying_mid_training_fails_the_run(mltk, tmp_path, parts, cluster):
+    """Runs last: SIGKILL one worker once LightGBM trains; exit 4, run marked failed, no model written."""
+    pids = cluster.run(os.getpid)
+
+    def kill_when_training() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any("_fit_on_worker" in str(key) for keys in cluster.processing().values() for key in keys):
+                time.sleep(1.0)  # let LightGBM connect its workers first
+                os.kill(pids[sorted(pids)[-1]], signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_when_training, daemon=True)
+    killer.start()
+    result = mltk("boost", "train", parts / "part-*.parquet", "--target", "label", "--drop", "id",
+                  "--num-rounds", "1000000", "--early-stopping", "0", "--valid-fraction", "0", "--quiet",
+                  "--dask", cluster.scheduler.address, "--runs-dir", tmp_path / "runs")  # fmt: skip
+    killer.join()
+    fails(result, 4, "Dask worker failed during training", "marked failed")
+    run = tmp_path / "runs/boost/part-0"
+    assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    assert not (run / "model.txt").exists() and not (run / "schema.json").exists()
