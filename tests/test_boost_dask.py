@@ -1,4 +1,4 @@
-"""`mltk boost ... --dask`: training and scoring on a LocalCluster of 2 processes x 1 thread, on Parquet parts made here.
+"""`mltk boost ... --dask`: train and score on a LocalCluster of 2 processes x 1 thread, on Parquet parts made here.
 
 One cluster serves the whole module (started once); each command connects to it by address. The
 test that kills a worker mid-training runs last, as it leaves the cluster with a restarted worker.
@@ -54,7 +54,8 @@ def _table(n: int, seed: int, colors: list[str]) -> pd.DataFrame:
 def parts(tmp_path_factory):
     """Four binary/regression parts (the last has a colour the others lack), a holdout, and all in one file."""
     folder = tmp_path_factory.mktemp("parts")
-    frames = [_table(1500, i, ["red", "green", "blue"] if i < PARTS - 1 else ["red", "green", "teal"]) for i in range(PARTS)]
+    colors = [["red", "green", "blue"]] * (PARTS - 1) + [["red", "green", "teal"]]
+    frames = [_table(1500, i, colors[i]) for i in range(PARTS)]
     for i, frame in enumerate(frames):
         frame.to_parquet(folder / f"part-{i}.parquet")
     pd.concat(frames).to_parquet(folder / "all.parquet")
