@@ -118,13 +118,16 @@ def compare(name: str, metric: str, single: float, dask: float) -> None:
 
 
 def quality_examples(tmp: Path) -> None:
-    for example, stem, metric in (("binary_classification", "binary", "auc"), ("regression", "regression", "l2")):
+    for example, stem, metric, task in (
+        ("binary_classification", "binary", "auc", "binary"),
+        ("regression", "regression", "l2", "regression"),  # 0/1 labels: inferred as binary without --task
+    ):
         folder = tmp / stem
         (folder / "parts").mkdir(parents=True)
         shutil.copy(EXAMPLES / example / f"{stem}.train", folder / "train.tsv")  # no side files beside it
         shutil.copy(EXAMPLES / example / f"{stem}.test", folder / "test.tsv")
         split_lines(folder / "train.tsv", folder / "parts", 2)
-        runs = ["--runs-dir", str(folder / "runs"), "--quiet"]
+        runs = ["--task", task, "--runs-dir", str(folder / "runs"), "--quiet"]
         single = mltk("boost", "train", str(folder / "train.tsv"), *EXAMPLE_ARGS, "--threads", "2", *runs)
         dask = mltk("boost", "train", str(folder / "parts"), *EXAMPLE_ARGS, "--dask", "local:2", *runs)
         test = folder / "test.tsv"

@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 INSTALL = "pip install 'mltk[dask]'"
 CONNECT_TIMEOUT_S = 10
 WATCH_S = 1.0  # how often a waiting client checks that the training workers are still there
-SAMPLE_ROWS = 1000
+SAMPLE_ROWS = 1000  # rows of the first part read on the client for the layout
+BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt
 
 
 def require_dask() -> None:
@@ -284,6 +285,29 @@ class _Port:
         self.socket.close()
 
 
+def _bin_sample(part: Prepared, rows: int, seed: int) -> np.ndarray:
+    """Up to ``rows`` random rows of one partition's features."""
+    if rows >= part.rows:
+        return part.X
+    return part.X[np.sort(np.random.default_rng(seed).choice(part.rows, rows, replace=False))]
+
+
+def _bin_samples(client: Client, parts: list[Future], params: dict[str, Any]) -> list[Future]:
+    """A sample of all partitions, as many rows as LightGBM samples on one machine, to bin every feature from.
+
+    Left to itself, distributed LightGBM finds each feature's bins from the rows of the one worker
+    that owns the feature; with parts that differ (files written by date, say) the bins would fit
+    that worker's rows only. From one shared sample, every worker bins as one machine would.
+    """
+    sizes = _sizes(client, parts)
+    wanted = int(params.get("bin_construct_sample_cnt", BIN_SAMPLE_ROWS))
+    seed = int(params.get("seed", 0))
+    return [
+        client.submit(_bin_sample, part, -(-wanted * size // sum(sizes)), seed + index, pure=False)
+        for index, (part, size) in enumerate(zip(parts, sizes))
+    ]
+
+
 def _dataset(parts: list[Prepared], params: dict[str, Any], categorical: list[int], reference: Any = None) -> Any:
     """A LightGBM Dataset over a worker's partitions, built from the list (no concatenated copy)."""
     import lightgbm as lgb
@@ -307,6 +331,7 @@ def _dataset(parts: list[Prepared], params: dict[str, Any], categorical: list[in
 def _fit_on_worker(
     params: dict[str, Any],
     parts: list[Prepared],
+    sample: list[np.ndarray],
     valid: list[Prepared],
     rounds: int,
     categorical: list[int],
@@ -319,7 +344,9 @@ def _fit_on_worker(
     quiet = logging.getLogger("mltk.lightgbm.network")
     quiet.setLevel(logging.ERROR)  # LightGBM logs its socket handshake before it reads verbose=-1
     lgb.register_logger(quiet)
-    dtrain = _dataset(parts, params, categorical)
+    rows = np.concatenate(sample)
+    bins = lgb.Dataset(rows, label=np.zeros(len(rows)), categorical_feature=categorical or "auto", params=params)
+    dtrain = _dataset(parts, params, categorical, reference=bins)
     valid_sets = [_dataset(valid, params, categorical, reference=dtrain)] if valid else []
     evals: dict[str, Any] = {}
     if port is not None:
@@ -372,12 +399,14 @@ def fit(
         numbers = client.gather({w: client.submit(operator.attrgetter("number"), p) for w, p in ports.items()})
         machines = ",".join(f"{urlparse(w).hostname}:{numbers[w]}" for w in workers)
         params.update(machines=machines, num_machines=len(workers))
+    sample = _bin_samples(client, parts, params)
     nthreads = client.nthreads()
     futures = [
         client.submit(
             _fit_on_worker,
             {**params, "num_threads": nthreads[w], **({"local_listen_port": numbers[w]} if numbers else {})},
             by_worker[w],
+            sample,
             valid,
             rounds,
             schema.categorical_indices,
@@ -445,8 +474,8 @@ def _fit_or_fail(run: Run, *args: Any) -> tuple[Any, dict[str, Any]]:
         raise
 
 
-def _rows(client: Client, parts: list[Future]) -> int:
-    return sum(client.gather([client.submit(operator.attrgetter("rows"), p) for p in parts]))
+def _sizes(client: Client, parts: list[Future]) -> list[int]:
+    return client.gather([client.submit(operator.attrgetter("rows"), p) for p in parts])
 
 
 def train_on_cluster(
@@ -487,7 +516,7 @@ def train_on_cluster(
         best_round = fitted["best_iteration"] or booster.current_iteration()
         if cfg.refit and not valid_files and valid_parts:
             # As on one machine: the split chose the number of rounds; the final model learns from every row.
-            best_round = max(1, round(best_round * rows / _rows(client, train_parts)))
+            best_round = max(1, round(best_round * rows / sum(_sizes(client, train_parts))))
             info(f"refit on all {rows} rows for {best_round} rounds (best round on the split, scaled)")
             run.write_summary({"status": "refitting", "valid": fitted["best_score"]})
             refit = {k: v for k, v in params.items() if k != "early_stopping_round"}
