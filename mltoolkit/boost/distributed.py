@@ -17,6 +17,7 @@ of two documented limits of ``lightgbm.dask`` (4.7):
   them stop at the same round;
 - it concatenates a worker's partitions into one array before building the Dataset (twice the
   memory); here the Dataset is built from the list of partitions without a copy.
+Feature bins come from one sample of all partitions, shared by every worker, as one machine bins.
 Only this process (the client) writes the run directory, and only after training has succeeded.
 """
 
