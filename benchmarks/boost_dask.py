@@ -158,7 +158,7 @@ def write_parts(data: dict[str, np.ndarray], folder: Path, stem: str, parts: int
         pq.write_table(table.slice(i * size, size), folder / f"{stem}-{i}.parquet")
 
 
-def quality_synthetic(tmp: Path, rows: int) -> None:
+def quality_synthetic(tmp: Path, rows: int, targets: list[str]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -174,6 +174,8 @@ def quality_synthetic(tmp: Path, rows: int) -> None:
     common = ["--num-rounds", "300", "--learning-rate", "0.1", "--early-stopping", "20", "--seed", "1",
               "--runs-dir", str(folder / "runs"), "--quiet"]  # fmt: skip
     for target, other, metric in (("bought", "amount", "auc"), ("amount", "bought", "l2")):
+        if target not in targets:
+            continue
         args = ["--target", target, "--drop", other, *common]
         single = mltk("boost", "train", str(folder / "train.parquet"), *args, "--valid", str(folder / "valid.parquet"),
                       "--threads", "2")  # fmt: skip
@@ -256,7 +258,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-examples", action="store_true", help="quality on the synthetic table only")
     parser.add_argument("--synthetic-rows", type=int, default=2_000_000)
+    parser.add_argument("--synthetic-targets", default="bought,amount", help="bought (binary), amount (regression)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the overhead table (x 50 columns)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--big", action="store_true", help="also train on a table bigger than one worker")
@@ -272,8 +276,9 @@ def main() -> None:
         tmp_path = Path(tmp)
         if not args.skip_quality:
             print("quality (test metric, same parameters and rounds):", flush=True)
-            quality_examples(tmp_path)
-            quality_synthetic(tmp_path, args.synthetic_rows)
+            if not args.skip_examples:
+                quality_examples(tmp_path)
+            quality_synthetic(tmp_path, args.synthetic_rows, args.synthetic_targets.split(","))
         if args.big:
             big(tmp_path, args.big_gb, args.big_files, args.worker_memory, args.big_rounds)
         if not args.skip_overhead:
