@@ -15,13 +15,9 @@ import typer
 from typer.core import TyperGroup
 
 from mltoolkit import __version__
-from mltoolkit.boost.cli import app as boost_app
 from mltoolkit.core import options
-from mltoolkit.core.errors import DataError, MltkError
-from mltoolkit.recommend.cli import app as recommend_app
-from mltoolkit.rl.cli import app as rl_app
-from mltoolkit.segment.cli import app as segment_app
-from mltoolkit.transfer.cli import app as transfer_app
+from mltoolkit.core.errors import MltkError
+from mltoolkit.techniques import TECHNIQUES
 
 
 class _ErrorsToExitCodes(TyperGroup):
@@ -63,11 +59,8 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(rl_app, name="rl")
-app.add_typer(transfer_app, name="transfer")
-app.add_typer(boost_app, name="boost")
-app.add_typer(segment_app, name="segment")
-app.add_typer(recommend_app, name="recommend")
+for _technique in TECHNIQUES:
+    app.add_typer(_technique.cli(), name=_technique.name)
 
 runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -105,10 +98,11 @@ def runs_list(
 ) -> None:
     """List runs: technique, name, created, status and headline metric."""
     from mltoolkit.core.console import print_result
-    from mltoolkit.core.runs import TECHNIQUES, describe, iter_runs
+    from mltoolkit.core.runs import describe, iter_runs
+    from mltoolkit.techniques import get
 
-    if technique is not None and technique not in TECHNIQUES:
-        raise DataError(f"unknown technique {technique!r}; expected one of {', '.join(TECHNIQUES)}")
+    if technique is not None:
+        get(technique)
     rows = [describe(run) for run in iter_runs(runs_dir, technique)]
     print_result(rows, fmt, title=f"runs in {runs_dir}")
 

@@ -28,7 +28,6 @@ from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import atomic_write, read_json, write_json
 
 DEFAULT_RUNS_DIR = Path("runs")
-TECHNIQUES = ("rl", "transfer", "boost", "segment", "recommend")
 _VERSIONED = ("torch", "torchvision", "gymnasium", "lightgbm", "implicit", "numpy", "pandas")
 
 
