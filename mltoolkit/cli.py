@@ -7,6 +7,7 @@ traceback. Nothing heavy is imported here: ``mltk --help`` must answer in well u
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from typer.core import TyperGroup
 
 from mltoolkit import __version__
 from mltoolkit.core import options
-from mltoolkit.core.errors import MltkError
+from mltoolkit.core.errors import MltkError, Terminated
 from mltoolkit.techniques import TECHNIQUES
 
 
@@ -24,20 +25,34 @@ class _ErrorsToExitCodes(TyperGroup):
     """Turn exceptions from any command into a one-line message and the documented exit code."""
 
     def invoke(self, ctx: typer.Context) -> Any:
+        from mltoolkit.core.runs import close_runs
+
+        outcome = "failed"
         try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+            result = super().invoke(ctx)
+            outcome = None
+            return result
+        except typer.Exit as exc:
+            if not exc.exit_code:
+                outcome = None
+            raise
+        except (typer.Abort, typer.TyperException):
             raise
         except MltkError as exc:
             _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except KeyboardInterrupt as exc:
+            outcome = "interrupted"
+            terminated = isinstance(exc, Terminated)
+            _fail("terminated" if terminated else "interrupted", 143 if terminated else 130)
         except BrokenPipeError:
+            outcome = None
             _quiet_broken_pipe()
         except Exception as exc:
             if os.environ.get("MLTK_DEBUG"):
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc} (set MLTK_DEBUG=1 for the traceback)", 1)
+        finally:
+            close_runs(outcome)  # a run this command opened and did not finish is never left "running"
 
 
 def _quiet_broken_pipe() -> None:
@@ -119,7 +134,12 @@ def runs_show(
     print_result({"path": str(found.path), **found.read_summary()}, fmt, title=found.name)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: save last, mark the run interrupted, exit 143
     app(prog_name="mltk")
 
 

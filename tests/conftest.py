@@ -29,6 +29,15 @@ class CliResult:
         return f"<exit {self.exit_code}\nstdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}>"
 
 
+@pytest.fixture(autouse=True)
+def _release_runs():
+    """Runs a test opened through the Python API are released after it, as the CLI does after a command."""
+    yield
+    from mltoolkit.core.runs import close_runs
+
+    close_runs()
+
+
 @pytest.fixture
 def mltk() -> Callable[..., CliResult]:
     """``mltk("rl", "train", ..., input="...")`` runs the CLI in-process like the shell would."""

@@ -72,6 +72,9 @@ def test_start_run_writes_config_env_and_resolves_references(tmp_path):
     assert resolve_run("cart", tmp_path, "rl") == run.path
     assert resolve_run(str(checkpoint), tmp_path) == checkpoint
     assert resolve_run_dir(str(checkpoint), tmp_path) == run.path
+    with pytest.raises(DataError, match="no finished run"):
+        resolve_run("latest", tmp_path, "rl")  # still running: not what evaluate/predict should pick
+    run.set_status("completed")
     assert resolve_run("latest", tmp_path, "rl") == run.path
     with pytest.raises(DataError, match="not 'boost'"):
         resolve_run(str(run.path), tmp_path, "boost")

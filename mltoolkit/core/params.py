@@ -122,7 +122,12 @@ def config_options(cls: type, *, skip: tuple[str, ...] = ()) -> Callable[[Callab
     fields = [f for f in dataclasses.fields(cls) if f.name not in skip and spec_of(f).cli]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p for p in inspect.signature(command).parameters.values() if p.name != "flags"]
+        resolved = typing.get_type_hints(command, include_extras=True)  # the command's module may postpone them
+        own = [
+            p.replace(annotation=resolved.get(p.name, p.annotation))
+            for p in inspect.signature(command).parameters.values()
+            if p.name != "flags"
+        ]
         generated = [_parameter(f, hints[f.name]) for f in fields]
         taken = {p.name for p in own}
         generated = [p for p in generated if p.name not in taken]
