@@ -106,3 +106,25 @@ def test_sigterm_saves_last_marks_the_run_interrupted_and_exits_143(tmp_path):
     run = Run(tmp_path / "rl" / "term")
     assert run.status == "interrupted" and (run.checkpoints / "last.pt").is_file()
     assert "terminated" in stderr and "Traceback" not in stderr
+
+
+def test_tensorboard_events_hold_the_metrics_rows(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, _ = start_run("boost", {"tensorboard": True}, name="tb", runs_dir=tmp_path, device="cpu", seed=0)
+    run.log({"round": 1, "valid": {"auc": 0.5}})
+    run.log({"round": 2, "valid": {"auc": 0.75}, "phase": "train"})
+    close_runs()
+    events = EventAccumulator(str(run.path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("valid/auc")] == [(1, 0.5)]
+    assert [(e.step, e.value) for e in events.Scalars("train/valid/auc")] == [(2, 0.75)]
+
+
+def test_tensorboard_without_the_extra_is_exit_4_before_any_run_exists(tmp_path, monkeypatch):
+    from mltoolkit.core.errors import ResourceError
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import fails as if not installed
+    with pytest.raises(ResourceError, match=r"mltk\[tensorboard\]") as caught:
+        start_run("boost", {"tensorboard": True}, name="tb", runs_dir=tmp_path, device="cpu", seed=0)
+    assert caught.value.exit_code == 4 and not (tmp_path / "boost").exists()

@@ -40,6 +40,7 @@ UNFINISHED = ("running", "refitting", "interrupted", "failed")  # statuses `late
 RESUMABLE = ("interrupted", "failed")
 _LOCK_FILE = ".lock"
 _OPENED: dict[Path, int] = {}  # runs this process writes: path -> file descriptor holding the lock
+_SINKS: dict[Path, Any] = {}  # runs whose metrics rows also go to TensorBoard (--tensorboard)
 _VERSIONED = ("torch", "torchvision", "gymnasium", "lightgbm", "implicit", "numpy", "pandas")
 
 
@@ -114,6 +115,8 @@ class Run:
         with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
+        if self.path in _SINKS:
+            _SINKS[self.path].write(record)
 
     def read_metrics(self) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl"
@@ -200,6 +203,10 @@ def start_run(
     Returns ``(run, resumed)``. A resumed run keeps its directory and metrics; its config.json is
     rewritten with ``config`` so that overrides given on resume (more epochs, say) are recorded.
     """
+    if config.get("tensorboard"):
+        from mltoolkit.core.tracking import require_tensorboard
+
+        require_tensorboard()
     if resume is not None:
         run = Run(resolve_resume(resume, runs_dir, technique))
         _lock(run.path)
@@ -212,6 +219,10 @@ def start_run(
     run.write_summary({**summary, "technique": technique, "status": "running"})
     run.write_config(config)
     run.write_env(device=device, seed=seed, resumed=resume is not None)
+    if config.get("tensorboard"):
+        from mltoolkit.core.tracking import TensorBoardSink
+
+        _SINKS[run.path] = TensorBoardSink(run.path / "tb")
     return run, resume is not None
 
 
@@ -228,6 +239,8 @@ def close_runs(status: str | None = None) -> None:
         finally:
             os.close(fd)
             del _OPENED[path]
+            if path in _SINKS:
+                _SINKS.pop(path).close()
 
 
 def _lock(path: Path) -> None:
