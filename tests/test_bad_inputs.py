@@ -76,7 +76,7 @@ def tiny_data(tmp_path_factory) -> dict[str, list[str]]:
     ratings.to_csv(root / "ratings.csv", index=False)
     return {
         "rl": ["--total-steps", "200", "--learning-starts", "100", "--eval-every", "100", "--eval-episodes", "1"],
-        "transfer": ["--data", str(make_shapes_folder(root / "images", train=8, val=4, size=32, seed=0)), "--epochs", "1"],
+        "transfer": ["--data", str(make_shapes_folder(root / "im", train=8, val=4, size=32, seed=0)), "--epochs", "1"],
         "boost": [str(root / "table.csv"), "--target", "y"],
         "segment": ["--data", str(write_shapes(root / "masks", train=4, val=2, size=32, seed=0)), "--epochs", "1"],
         "recommend": [str(root / "ratings.csv")],
