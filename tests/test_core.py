@@ -336,3 +336,12 @@ def test_torchrun_shares_cores_and_refuses_devices_without_a_backend(monkeypatch
     assert join(World(), torch.device("mps")).type == "mps"  # one process: nothing to join
     with pytest.raises(UsageError, match="not mps"):
         join(World(rank=1, size=2, local_rank=1, local_size=2), torch.device("mps"))
+
+
+def test_an_allocation_past_available_memory_is_refused_naming_what_fits(monkeypatch):
+    from mltoolkit.core import device
+
+    monkeypatch.setattr(device, "available_memory", lambda: 2**30)
+    device.check_memory(2**29, "--buffer-size 10", lambda free: "x")  # fits: nothing happens
+    with pytest.raises(DataError, match=r"--buffer-size 99 needs 2.0 GiB but 1.0 GiB .* at most --buffer-size 49"):
+        device.check_memory(2**31, "--buffer-size 99", lambda free: f"--buffer-size {free * 49 // 2**30}")
