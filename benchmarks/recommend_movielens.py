@@ -103,7 +103,7 @@ def main() -> None:
     import implicit.als  # noqa: F401  (load every BLAS first: threadpoolctl limits only loaded libraries)
     from threadpoolctl import threadpool_limits
 
-    from mltoolkit.recommend.models import MODEL_DEFAULTS
+    from mltoolkit.recommend.config import MODEL_DEFAULTS
 
     threadpool_limits(1, user_api="blas")  # what implicit asks its users to do
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")

@@ -209,9 +209,10 @@ def test_metrics_match_implicit(ratings_file):
     import scipy.sparse as sp
     from implicit.evaluation import ranking_metrics_at_k
 
+    from mltoolkit.recommend.config import MODEL_DEFAULTS
     from mltoolkit.recommend.data import ColumnSpec, confidence, load_interactions
     from mltoolkit.recommend.metrics import ranking_metrics
-    from mltoolkit.recommend.models import MODEL_DEFAULTS, build_model, limit_blas
+    from mltoolkit.recommend.models import build_model, limit_blas
     from mltoolkit.recommend.split import split
 
     ratings = load_interactions(str(ratings_file), ColumnSpec()).ratings

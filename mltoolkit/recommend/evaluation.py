@@ -13,14 +13,12 @@ from typing import Any
 import numpy as np
 
 from mltoolkit.core.console import info, warn
-from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import source_name, write_json
-from mltoolkit.core.runs import Run
 from mltoolkit.recommend.data import load_interactions
 from mltoolkit.recommend.metrics import PRECISION_DEFINITION, ranking_metrics, with_k
-from mltoolkit.recommend.models import limit_blas
-from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, checkpoint, load_bundle, load_split
+from mltoolkit.recommend.models import limit_blas, thread_count
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, checkpoint, load_bundle, load_split, read_run_config
 from mltoolkit.recommend.training import column_spec, recommend_all
 
 
@@ -29,20 +27,19 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score the run's model (and popularity) at ``k``; writes eval.json into the run."""
 
-    run = Run(run_dir)
-    config = run.read_config()
-    k = k or config.get("k", 10)
+    config = read_run_config(run_dir)
+    k = config["k"] if k is None else k
     if k < 1:
         raise DataError(f"-k must be at least 1 (got {k})")
-    count = resolve_threads(threads if threads is not None else config.get("threads"))
+    count = thread_count(threads if threads is not None else config.get("threads"))
     limit_blas(config["model"], count)
     if data is None:
-        _, test = load_split(run.path)
-        file = EVAL_MODEL_FILE if checkpoint(run.path, EVAL_MODEL_FILE).is_file() else MODEL_FILE
-        bundle = load_bundle(run.path, config, count, file)
+        _, test = load_split(run_dir)
+        file = EVAL_MODEL_FILE if checkpoint(run_dir, EVAL_MODEL_FILE).is_file() else MODEL_FILE
+        bundle = load_bundle(run_dir, config, count, file)
         source = "held-out split"
     else:
-        bundle = load_bundle(run.path, config, count)
+        bundle = load_bundle(run_dir, config, count)
         test = _test_matrix(data, config, bundle.user_index(), bundle.item_index(), bundle.user_items.shape)
         source = source_name(data)
     seen = bundle.user_items
@@ -56,7 +53,7 @@ def evaluate(
         "metrics": with_k(metrics, k),
         "popularity": with_k(baseline, k),
     }
-    write_json(run.path / "eval.json", result)
+    write_json(run_dir / "eval.json", result)
     return result
 
 

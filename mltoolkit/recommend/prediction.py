@@ -49,6 +49,7 @@ def recommend_users(
     explain: bool = False,
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Records ``user, rank, item, score`` (+ ``because``) for known users; popularity for the rest."""
+    n = bundle.capped(n)
     index = bundle.user_index()
     unknown = _Unknown("user", strict, "recommending popular items")
     users = iter(users)
@@ -78,6 +79,7 @@ def recommend_histories(
     """Records for users not in training, scored from their histories ``(user, items, ratings)``."""
     import scipy.sparse as sp
 
+    n = bundle.capped(n)
     index = bundle.item_index()
     unknown = _Unknown("item", strict, "ignored in the history")
     rows, cols, values = [], [], []
@@ -109,6 +111,7 @@ def recommend_histories(
 
 def similar_items(bundle: Bundle, items: Iterable[str], n: int, strict: bool = False) -> Iterator[dict[str, Any]]:
     """Records ``item, rank, similar, score`` for each known item."""
+    n = bundle.capped(n)
     index = bundle.item_index()
     for item in items:
         if item not in index:

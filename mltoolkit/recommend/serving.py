@@ -6,33 +6,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import STDIO, iter_lines, source_name
-from mltoolkit.core.runs import Run, resolve_run_dir
+from mltoolkit.core.runs import resolve_run_dir
 from mltoolkit.recommend.data import COLUMN_NAMES, numeric_column, read_frame
-from mltoolkit.recommend.models import limit_blas
-from mltoolkit.recommend.store import Bundle, load_bundle
+from mltoolkit.recommend.models import limit_blas, thread_count
+from mltoolkit.recommend.store import Bundle, load_bundle, read_run_config
 from mltoolkit.recommend.training import column_spec
+from mltoolkit.techniques import RECOMMEND
 
 NEW_USER = "new"  # the user column of a --history ITEM,ITEM prediction
 
 
 def load_served(ref: str, runs_dir: Path, threads: int | None) -> tuple[Bundle, dict[str, Any]]:
-    run = Run(resolve_run_dir(ref, runs_dir, "recommend"))
-    config = run.read_config()
-    count = resolve_threads(threads if threads is not None else config.get("threads"))
+    run_dir = resolve_run_dir(ref, runs_dir, RECOMMEND.name)
+    config = read_run_config(run_dir)
+    count = thread_count(threads if threads is not None else config.get("threads"))
     limit_blas(config["model"], count)
-    return load_bundle(run.path, config, count), config
+    return load_bundle(run_dir, config, count), config
 
 
 def read_user_ids(source: str) -> Iterator[str]:
     """User ids one a line (a first line naming the user column is skipped), lazily."""
-    for number, line in iter_lines(source):
-        value = line.split(",")[0].split("\t")[0].strip()
-        if number == 1 and value.lower() in COLUMN_NAMES["user"]:
-            continue
-        yield value
+    try:
+        for number, line in iter_lines(source):
+            value = line.split(",")[0].split("\t")[0].strip()
+            if number == 1 and value.lower() in COLUMN_NAMES["user"]:
+                continue
+            yield value
+    except UnicodeDecodeError:
+        raise DataError(f"{source_name(source)}: not UTF-8 text; expected user ids, one a line") from None
 
 
 def read_histories(spec: str, config: dict[str, Any]) -> list[tuple[str, list[str], list[float]]]:

@@ -7,6 +7,10 @@ unknown users). ``ids.json`` maps matrix rows and columns back to the ids of the
 
 from __future__ import annotations
 
+import json
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.io import atomic_write, read_json, write_json
-from mltoolkit.recommend.config import model_params
+from mltoolkit.core.io import atomic_write, write_json
+from mltoolkit.core.runs import Run
+from mltoolkit.recommend.config import MODELS, model_params
 from mltoolkit.recommend.models import Popularity, Recommender, build_model
+from mltoolkit.techniques import RECOMMEND
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -44,6 +50,10 @@ class Bundle:
 
     def item_index(self) -> dict[str, int]:
         return {str(v): i for i, v in enumerate(self.items)}
+
+    def capped(self, n: int) -> int:
+        """``n`` results per request at most as many as there are items: a typed -n never sizes an allocation."""
+        return min(n, len(self.items))
 
 
 def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
@@ -77,25 +87,62 @@ def save_ids(run_dir: Path, users: np.ndarray, items: np.ndarray) -> None:
     write_json(checkpoint(run_dir, IDS_FILE), {"users": [str(u) for u in users], "items": [str(i) for i in items]})
 
 
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A recommend run's config.json; another technique's run (an rl best.pt, a boost model.txt) is refused."""
+    run = Run(run_dir)
+    config = run.read_config()
+    if run.technique != RECOMMEND.name:
+        raise DataError(f"{run_dir}: is a {run.technique} run, not a recommend run")
+    if config.get("model") not in MODELS:
+        raise DataError(
+            f"{run.path / 'config.json'}: corrupt run config (model {config.get('model')!r}; expected one of "
+            f"{', '.join(MODELS)})"
+        )
+    return config
+
+
 def load_bundle(run_dir: Path, config: dict[str, Any], threads: int, file: str = MODEL_FILE) -> Bundle:
-    """Rebuild the fitted model of a run from its files; anything missing is a DataError naming it."""
+    """Rebuild the fitted model of a run from its files; a missing or damaged one is a DataError naming it."""
     path = checkpoint(run_dir, file)
     if not path.is_file():
         raise DataError(f"{path}: not found; is {run_dir} a finished recommend run?")
-    ids = read_json(checkpoint(run_dir, IDS_FILE))
-    try:
+    users, items = _read_ids(checkpoint(run_dir, IDS_FILE))
+    with _reading(path):
         with np.load(path, allow_pickle=False) as arrays:
             state = {k.removeprefix("model_"): arrays[k] for k in arrays.files if k.startswith("model_")}
             user_items = _csr("user_items", arrays)
             counts = arrays["popularity"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path}: not a readable recommend model ({exc})") from None
-    model = build_model(config["model"], model_params(config), threads, config["seed"])
-    model.load_state(state)
-    popularity = Popularity({}, 1, 0)
-    popularity.load_state({"counts": counts})
-    users, items = np.asarray(ids["users"], dtype=object), np.asarray(ids["items"], dtype=object)
+        if user_items.shape != (len(users), len(items)):
+            raise ValueError(
+                f"its matrix is {user_items.shape[0]} x {user_items.shape[1]}, {IDS_FILE} names "
+                f"{len(users)} users and {len(items)} items"
+            )
+        model = build_model(config["model"], model_params(config), threads, config["seed"])
+        model.load_state(state, user_items.shape)
+        popularity = Popularity({}, 1, 0)
+        popularity.load_state({"counts": counts}, user_items.shape)
     return Bundle(model, user_items, popularity, users, items)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """The errors of a damaged npz (truncated, overwritten, wrong arrays) become one line naming it."""
+    try:
+        yield
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: corrupt model file ({exc}); train the run again") from None
+
+
+def _read_ids(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """ids.json: the id of each matrix row (users) and column (items)."""
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+        users, items = (np.asarray(ids[key], dtype=object) for key in ("users", "items"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        raise DataError(f"{path}: missing or corrupt model file ({exc}); train the run again") from None
+    if users.ndim != 1 or items.ndim != 1:
+        raise DataError(f"{path}: corrupt model file (users and items must be lists of ids); train the run again")
+    return users, items
 
 
 def save_split(run_dir: Path, train: sp.csr_matrix, test: sp.csr_matrix) -> None:
@@ -107,5 +154,5 @@ def load_split(run_dir: Path) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     path = checkpoint(run_dir, SPLIT_FILE)
     if not path.is_file():
         raise DataError(f"{run_dir}: has no held-out split (trained with --test-fraction 0); pass DATA to evaluate on")
-    with np.load(path, allow_pickle=False) as arrays:
+    with _reading(path), np.load(path, allow_pickle=False) as arrays:
         return _csr("train", arrays), _csr("test", arrays)
