@@ -93,6 +93,40 @@ def test_predict_reads_stdin_and_names_the_bad_line(mltk, trained):
     fails(mltk("rl", "predict", trained, input="not json\n"), 3, "line 1")
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("[0, 0, 0, 0]\n".encode("utf-16"), "UTF-8"),
+        (bytes(range(256)) * 4, "UTF-8"),
+        (b"[0, 0, 0]\n", "3 numbers"),
+    ],
+)
+def test_predict_refuses_a_file_it_cannot_read_naming_it(mltk, trained, tmp_path, content, says):
+    observations = tmp_path / "observations.jsonl"
+    observations.write_bytes(content)
+    result = fails(mltk("rl", "predict", trained, observations), 3, str(observations), says)
+    assert result.stdout == ""
+
+
+def test_predict_refuses_utf16_on_stdin(mltk, trained):
+    fails(mltk("rl", "predict", trained, "-", input="[0, 0, 0, 0]\n".encode("utf-16")), 3, "<stdin>", "UTF-8")
+
+
+def test_python_predict_names_the_expected_and_the_given_length(trained):
+    from mltoolkit import rl
+    from mltoolkit.core.errors import DataError
+
+    with pytest.raises(DataError, match="has 2 numbers.*have 4"):
+        rl.predict(trained, [[0.0, 1.0]])
+
+
+def test_evaluate_gif_into_a_directory_is_exit_3_and_writes_nothing(mltk, trained, tmp_path):
+    eval_json = trained / "eval.json"
+    eval_json.unlink(missing_ok=True)
+    fails(mltk("rl", "evaluate", trained, "-n", "1", "--gif", tmp_path), 3, str(tmp_path), "directory")
+    assert not eval_json.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_same_seed_same_metrics_and_different_seed_differs(mltk, tmp_path):
     first = Path(_train(mltk, tmp_path, "--seed", "7")["run_dir"])
     second = Path(_train(mltk, tmp_path, "--seed", "7")["run_dir"])

@@ -26,11 +26,15 @@ def train(
     resume: str | None = None,
     **hyperparameters: Any,
 ) -> dict[str, Any]:
-    """Train DQN on ``env`` with its preset, overridden by ``config_file`` then ``hyperparameters``."""
-    from mltoolkit.rl.config import resolve_config
+    """Train DQN on ``env`` with its preset, overridden by ``config_file`` then ``hyperparameters``
+    (``DQNConfig`` fields; ``None`` leaves a value to the layers below)."""
+    from mltoolkit.core.runs import resumed_config
+    from mltoolkit.rl.config import dqn_config
     from mltoolkit.rl.training import train as train_loop
+    from mltoolkit.techniques import RL
 
-    config = resolve_config({"env": env, **hyperparameters}, config_file, preset, resume, runs_dir)
+    flags = {"env": env, "preset": preset, **hyperparameters}
+    config = dqn_config(flags, config_file, resumed_config(resume, runs_dir, RL.name))
     return train_loop(config, runs_dir=runs_dir, name=name, resume=resume)
 
 

@@ -27,6 +27,8 @@ def evaluate(
     """
     if episodes < 1:
         raise DataError(f"--episodes must be at least 1 (got {episodes})")
+    if gif is not None and Path(gif).is_dir():
+        raise DataError(f"--gif {gif}: is a directory; expected a file name such as {Path(gif) / 'episode.gif'}")
     policy = load_policy(run, runs_dir)
     returns, lengths = run_episodes(policy.act, policy.env_id, episodes, seed)
     result: dict[str, Any] = {

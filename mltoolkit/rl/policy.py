@@ -12,8 +12,7 @@ from mltoolkit.core.checkpoint import load_checkpoint
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.runs import resolve_run
 from mltoolkit.rl.dqn import QNetwork
-
-TECHNIQUE = "rl"
+from mltoolkit.techniques import RL
 
 
 @dataclass
@@ -37,7 +36,7 @@ class Policy:
 
 def checkpoint_path(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Path, Path | None]:
     """``(checkpoint file, run directory or None)`` for a RUN argument: a run's best.pt, else its last.pt."""
-    path = resolve_run(ref, runs_dir, TECHNIQUE)
+    path = resolve_run(ref, runs_dir, RL.name)
     if path.is_file():
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
         return path, run_dir if run_dir is not None and (run_dir / "config.json").exists() else None
@@ -50,10 +49,15 @@ def checkpoint_path(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Pat
 def load_policy(ref: str | Path, runs_dir: str | Path = "runs") -> Policy:
     """Rebuild the Q-network from a checkpoint alone: its config says the architecture and the env."""
     path, run_dir = checkpoint_path(ref, runs_dir)
-    payload = load_checkpoint(path, TECHNIQUE)
-    state, config = payload["state"], payload["config"]
-    weights = state["online"] if "online" in state else state["agent"]["online"]
-    network = QNetwork(state["obs_dim"], state["n_actions"], config["hidden"])
-    network.load_state_dict(weights)
+    payload = load_checkpoint(path, RL.name)
+    try:
+        state, config = payload["state"], payload["config"]
+        weights = state["online"] if "online" in state else state["agent"]["online"]
+        network = QNetwork(state["obs_dim"], state["n_actions"], config["hidden"])
+        network.load_state_dict(weights)
+        env_id = config["env"]
+    except (KeyError, TypeError, RuntimeError) as exc:
+        reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise DataError(f"{path}: not a DQN policy checkpoint ({reason})") from None
     network.eval()
-    return Policy(network, config["env"], state["obs_dim"], state["n_actions"], path, run_dir)
+    return Policy(network, env_id, state["obs_dim"], state["n_actions"], path, run_dir)

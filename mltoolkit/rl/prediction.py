@@ -42,10 +42,13 @@ def predict_lines(
     policy: Policy, lines: Iterable[tuple[int, str]], source: str, q_values: bool = False
 ) -> Iterator[dict[str, Any]]:
     """One record per observation line, in order, computed as each line arrives (so it streams)."""
-    for number, line in lines:
-        yield _record(
-            policy, parse_observation(line, f"{source} line {number}", policy.obs_dim, policy.env_id), q_values
-        )
+    try:
+        for number, line in lines:
+            yield _record(
+                policy, parse_observation(line, f"{source} line {number}", policy.obs_dim, policy.env_id), q_values
+            )
+    except UnicodeDecodeError:
+        raise DataError(f"{source}: not UTF-8 text; expected JSON lines of {policy.obs_dim} numbers each") from None
 
 
 def _record(policy: Policy, obs: np.ndarray, q_values: bool) -> dict[str, Any]:

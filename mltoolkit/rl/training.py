@@ -23,13 +23,13 @@ from mltoolkit.core.console import info, progress
 from mltoolkit.core.device import resolve_device, seed_everything, set_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
-from mltoolkit.core.runs import Run, start_run
+from mltoolkit.core.runs import Run, resolve_resume, start_run
 from mltoolkit.rl.config import DQNConfig
 from mltoolkit.rl.dqn import DQN, epsilon_at
 from mltoolkit.rl.envs import check_spaces, env_spec, make_vector_env, real_next_obs, run_episodes
+from mltoolkit.rl.footprint import check_memory
 from mltoolkit.rl.replay import ReplayBuffer
-
-TECHNIQUE = "rl"
+from mltoolkit.techniques import RL
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -42,8 +42,8 @@ def eval_seed(seed: int, evaluation: int, confirm: bool = False) -> int:
     return seed + 10_000 * (evaluation + 1) + (5_000 if confirm else 0)
 
 
-class _Progress:
-    """Counters that a resumed run continues from (all plain numbers, saved in last.pt)."""
+class Counters:
+    """Where training stands: what a resumed run continues from (plain numbers, saved in last.pt)."""
 
     def __init__(self) -> None:
         self.step = 0
@@ -85,9 +85,17 @@ def train(
     spec = env_spec(config.env)
     envs = make_vector_env(config.env, config.num_envs)
     obs_dim, n_actions = check_spaces(envs, config.env)
+    check_memory(config, obs_dim, n_actions)
     target_return = config.target_return if config.target_return is not None else spec.reward_threshold
+    agent = DQN(obs_dim, n_actions, config, device)
+    buffer = ReplayBuffer(config.buffer_size, obs_dim)
+    rng = np.random.default_rng(config.seed)
+    envs.action_space.seed(config.seed)
+    state = Counters()
+    if resume is not None:  # restored before the run is reopened: a checkpoint that does not fit changes nothing
+        _restore(resolve_resume(resume, runs_dir, RL.name), agent, buffer, rng, state, obs_dim, n_actions)
     run, resumed = start_run(
-        TECHNIQUE,
+        RL.name,
         config_dict(config),
         name=name or spec.id,
         runs_dir=runs_dir,
@@ -95,13 +103,8 @@ def train(
         device=str(device),
         seed=config.seed,
     )
-    agent = DQN(obs_dim, n_actions, config, device)
-    buffer = ReplayBuffer(config.buffer_size, obs_dim)
-    rng = np.random.default_rng(config.seed)
-    envs.action_space.seed(config.seed)
-    state = _Progress()
     if resumed:
-        _restore(run, agent, buffer, rng, state, obs_dim, n_actions)
+        run.rewrite_metrics([r for r in run.read_metrics() if r.get("step", 0) <= state.step])
         info(f"resuming {run.path} at step {state.step} ({len(buffer)} transitions in memory)")
     obs, _ = envs.reset(seed=config.seed + state.step)  # env state is not saved: a resumed run starts new episodes
     episode_return = np.zeros(config.num_envs)
@@ -169,7 +172,7 @@ def train(
     return _finish(run, config, state, status, target_return, time.perf_counter() - started)
 
 
-def _train_record(state: _Progress, epsilon: float, loss: Any, q_mean: Any) -> dict[str, Any]:
+def _train_record(state: Counters, epsilon: float, loss: Any, q_mean: Any) -> dict[str, Any]:
     record: dict[str, Any] = {"step": state.step, "episodes": state.episodes, "epsilon": round(epsilon, 6)}
     if state.recent_returns:
         record["episode_return"] = float(np.mean(state.recent_returns))
@@ -184,7 +187,7 @@ def _evaluate(
     run: Run,
     config: DQNConfig,
     agent: DQN,
-    state: _Progress,
+    state: Counters,
     target_return: float | None,
     obs_dim: int,
     n_actions: int,
@@ -228,7 +231,7 @@ def _save(
     filename: str,
     config: DQNConfig,
     agent: DQN,
-    state: _Progress,
+    state: Counters,
     obs_dim: int,
     n_actions: int,
     *,
@@ -249,7 +252,7 @@ def _save(
         )
     save_checkpoint(
         run.checkpoints / filename,
-        technique=TECHNIQUE,
+        technique=RL.name,
         config=config_dict(config),
         state=payload,
         metrics={"best_return": state.best_score, "step": state.step},
@@ -257,16 +260,17 @@ def _save(
 
 
 def _restore(
-    run: Run,
+    run_dir: Path,
     agent: DQN,
     buffer: ReplayBuffer,
     rng: np.random.Generator,
-    state: _Progress,
+    state: Counters,
     obs_dim: int,
     n_actions: int,
 ) -> None:
-    path = run.checkpoints / "last.pt"
-    payload = load_checkpoint(path, TECHNIQUE)["state"]
+    """Load last.pt's networks, memory, RNG states and counters, or refuse a checkpoint that does not fit."""
+    path = Run(run_dir).checkpoints / "last.pt"
+    payload = load_checkpoint(path, RL.name)["state"]
     if (payload["obs_dim"], payload["n_actions"]) != (obs_dim, n_actions):
         raise DataError(
             f"{path}: was trained on another environment (obs {payload['obs_dim']}, actions {payload['n_actions']})"
@@ -279,11 +283,10 @@ def _restore(
     rng.bit_generator.state = payload["numpy_rng"]
     torch.set_rng_state(payload["torch_rng"])
     state.load_state_dict(payload["progress"])
-    run.rewrite_metrics([r for r in run.read_metrics() if r.get("step", 0) <= state.step])
 
 
 def _finish(
-    run: Run, config: DQNConfig, state: _Progress, status: str, target_return: float | None, wall: float
+    run: Run, config: DQNConfig, state: Counters, status: str, target_return: float | None, wall: float
 ) -> dict[str, Any]:
     records = run.read_metrics()
     plot_curves(
