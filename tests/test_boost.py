@@ -206,7 +206,7 @@ def test_deterministic_is_identical_across_thread_counts(mltk, tmp_path, binary_
         ("", ["--target", "a"], ["empty input"]),
         ("a,b\n1,x\n2,x\n", ["--target", "b"], ["single class"]),
         ("a,b\n1,2\n3,x\n", ["--target", "b"], ["--valid-fraction", "no rows to train"]),
-        ("a,b\n1,2\n3,4\n", ["--target", "b", "--num-rounds", "0"], ["--num-rounds must be at least 1"]),
+        ("a,b\n1,2\n3,4\n", ["--target", "b", "--num-rounds", "0"], ["--num-rounds must be >= 1"]),
         ("a,b\n1,2\n3,4\n", ["--target", "b", "--valid-fraction", "1.5"], ["--valid-fraction must be"]),
         ("a,b\n1,2\n3,4\n", ["--target", "b", "--tune", "--tune-trials", "0"], ["--tune-trials must be"]),
         ("a,b\n1,2\n3,4\n", ["--target", "b", "--cv", "1"], ["--cv must be 0 (off) or at least 2"]),

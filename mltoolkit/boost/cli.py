@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mltoolkit.boost.params import BoostConfig
 from mltoolkit.core import options
+from mltoolkit.core.params import config_options, spec_of
+from mltoolkit.techniques import BOOST
 
 app = typer.Typer(
     help="Gradient boosting on tables with LightGBM: classification, regression, ranking.", no_args_is_help=True
 )
 
-IdColumns = Annotated[
-    list[str] | None, typer.Option("--id", help="Id column(s) passed through to predict output (repeat or COL1,COL2).")
-]
-DropColumns = Annotated[list[str] | None, typer.Option("--drop", help="Column(s) not to use as features.")]
-CategoricalColumns = Annotated[
-    list[str] | None,
-    typer.Option("--categorical", help="Treat these columns as categorical (text columns always are)."),
-]
+
+_FIELDS = {f.name: f for f in dataclasses.fields(BoostConfig)}
+Names = list[str] | None
+
+
+def _repeatable(field: str, *names: str) -> typer.models.OptionInfo:
+    """A repeatable option for a list field (``core.params`` makes one-value options), its help from the field."""
+    spec = spec_of(_FIELDS[field])
+    return typer.Option(*names, help=spec.help, rich_help_panel=spec.panel)
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -40,69 +45,19 @@ def _check_device(device: str | None) -> None:
 
 
 @app.command("train")
+@config_options(BoostConfig)
 def train_command(
+    flags: dict,
     data: Annotated[
         str | None,
         typer.Argument(help="Training table: CSV/TSV/Parquet/JSONL, LightGBM TSV or LibSVM, or - for stdin."),
     ] = None,
-    target: Annotated[str | None, typer.Option("--target", "-t", help="The column to predict.")] = None,
-    label_column: Annotated[
-        int | None,
-        typer.Option("--label-column", help="The target by position (headerless files). \\[default: 0 there]"),
-    ] = None,
-    task: Annotated[
-        str | None,
-        typer.Option(help="auto, binary, multiclass, regression or lambdarank. \\[default: auto, from the target]"),
-    ] = None,
-    weight: Annotated[str | None, typer.Option(help="Column of row weights (or a DATA.weight side file).")] = None,
-    group: Annotated[
-        str | None, typer.Option(help="Column of query ids for ranking (or a DATA.query side file).")
-    ] = None,
-    id: IdColumns = None,
-    drop: DropColumns = None,
-    categorical: CategoricalColumns = None,
-    valid: Annotated[str | None, typer.Option(help="Validation table for early stopping (instead of a split).")] = None,
-    valid_fraction: Annotated[
-        float | None, typer.Option(help="Hold out this fraction of DATA for early stopping. \\[default: 0.2]")
-    ] = None,
-    num_rounds: Annotated[int | None, typer.Option(help="Most boosting rounds. \\[default: 1000]")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Shrinkage per round. \\[default: 0.05]")] = None,
-    num_leaves: Annotated[int | None, typer.Option(help="Leaves per tree. \\[default: 31]")] = None,
-    early_stopping: Annotated[
-        int | None, typer.Option(help="Stop after this many rounds without improvement; 0 = off. \\[default: 50]")
-    ] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="Any LightGBM parameter as key=value (repeatable).")
-    ] = None,
-    cv: Annotated[int | None, typer.Option(help="Print K-fold cross-validated metrics before the final fit.")] = None,
-    tune: Annotated[
-        bool | None,
-        typer.Option(
-            "--tune/--no-tune", help="Search tree size and regularisation by 3-fold CV on the training rows first."
-        ),
-    ] = None,
-    tune_trials: Annotated[int | None, typer.Option(help="Candidates --tune tries. \\[default: 12]")] = None,
-    refit: Annotated[
-        bool | None,
-        typer.Option(
-            "--refit/--no-refit",
-            help="Refit on all rows for the (scaled) best round count found on the split or by CV. \\[default: on]",
-        ),
-    ] = None,
-    init_score: Annotated[
-        bool | None, typer.Option("--init-score/--no-init-score", help="Use DATA.init side files. \\[default: on]")
-    ] = None,
-    lightgbm_config: Annotated[
-        Path | None,
-        typer.Option(
-            help="A LightGBM CLI config (train.conf): its data, valid_data and parameters, as LightGBM would."
-        ),
-    ] = None,
+    id: Annotated[Names, _repeatable("id", "--id")] = None,
+    drop: Annotated[Names, _repeatable("drop", "--drop")] = None,
+    categorical: Annotated[Names, _repeatable("categorical", "--categorical")] = None,
+    params: Annotated[Names, _repeatable("params", "--param", "-p")] = None,
     config: options.ConfigFile = None,
     device: options.Device = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for LightGBM. \\[default: LightGBM's own seeds]")] = None,
-    threads: options.Threads = None,
-    deterministic: options.Deterministic = False,
     runs_dir: options.RunsDir = Path("runs"),
     name: options.RunName = None,
     resume: Annotated[
@@ -112,54 +67,23 @@ def train_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Train a LightGBM model on a table; write model.txt, schema, metrics and importance to a run."""
-    from mltoolkit.boost.params import BoostConfig, config_from_lightgbm
+    from mltoolkit.boost.params import config_from_lightgbm
     from mltoolkit.boost.training import train
-    from mltoolkit.core.config import build_config, load_config_file
+    from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
+    from mltoolkit.core.runs import resumed_config
 
     set_quiet(quiet)
     _check_device(device)
-    file_layer = load_config_file(config) if config else None
-    run_layer = _run_config(resume, runs_dir) if resume else None
-    conf_path = lightgbm_config or (file_layer or {}).get("lightgbm_config")
-    conf_layer = config_from_lightgbm(conf_path) if conf_path else None
-    flags = {
-        "data": data,
-        "target": target,
-        "label_column": label_column,
-        "task": task,
-        "weight": weight,
-        "group": group,
-        "id": _split(id),
-        "drop": _split(drop),
-        "categorical": _split(categorical),
-        "valid": valid,
-        "valid_fraction": valid_fraction,
-        "num_rounds": num_rounds,
-        "learning_rate": learning_rate,
-        "num_leaves": num_leaves,
-        "early_stopping": early_stopping,
-        "cv": cv,
-        "tune": tune,
-        "tune_trials": tune_trials,
-        "refit": refit,
-        "init_score": init_score,
-        "seed": seed,
-        "threads": threads,
-        "deterministic": deterministic or None,
-    }
-    cfg = build_config(BoostConfig, run_layer, conf_layer, file_layer, flags)
-    if param:  # --param adds to (and overrides) the parameters of a config file
-        cfg.params = [*cfg.params, *param]
+    flags = {**flags, "data": data, "id": _split(id), "drop": _split(drop), "categorical": _split(categorical)}
+    saved = resumed_config(resume, runs_dir, BOOST.name)
+    cfg = resolve_config(BoostConfig, flags, config_file=config, resumed=saved)
+    if cfg.lightgbm_config and saved is None:  # the train.conf sits under --config and the typed flags
+        conf = config_from_lightgbm(cfg.lightgbm_config)
+        cfg = resolve_config(BoostConfig, flags, config_file=config, base=conf)
+    if params:  # --param adds to (and overrides) the parameters of a config file or the resumed run
+        cfg.params = [*cfg.params, *params]
     emit_json(train(cfg, runs_dir=runs_dir, name=name, resume=resume))
-
-
-def _run_config(resume: str, runs_dir: Path) -> dict:
-    """An interrupted run's own config.json: what it was started with (flags typed now override it)."""
-    from mltoolkit.core.io import read_json
-    from mltoolkit.core.runs import resolve_run_dir
-
-    return read_json(resolve_run_dir(resume, runs_dir, "boost") / "config.json")
 
 
 @app.command("evaluate")

@@ -9,7 +9,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from mltoolkit.boost.data import Table, iter_chunks, read_data
+from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, load_booster
+from mltoolkit.boost.data import Table, iter_chunks, read_data, read_side_file
 from mltoolkit.boost.metrics import task_metrics
 from mltoolkit.boost.prepare import Prepared, prepare
 from mltoolkit.boost.report import feature_names
@@ -18,7 +19,8 @@ from mltoolkit.core.console import info
 from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import STDIO, atomic_write, read_json, write_json
-from mltoolkit.core.runs import resolve_run_dir
+from mltoolkit.core.runs import Run, resolve_run_dir
+from mltoolkit.techniques import BOOST
 
 CHUNK_ROWS = 200_000
 
@@ -36,14 +38,16 @@ class Model:
 
 
 def load_model(run: str | Path, runs_dir: str | Path = "runs") -> Model:
-    import lightgbm as lgb
-
-    path = resolve_run_dir(run, runs_dir, "boost")
-    model_file = path / "model.txt"
+    """A run's model; a RUN of another technique (a checkpoint file names its run) is a one-line ``DataError``."""
+    path = resolve_run_dir(run, runs_dir, BOOST.name)
+    technique = Run(path).technique
+    if technique != BOOST.name:
+        raise DataError(f"{run}: is a {technique!r} run, not a {BOOST.name} one")
+    model_file = path / MODEL_FILE
     if not model_file.exists():
-        raise DataError(f"{path}: no model.txt (the run did not finish training)")
-    schema = Schema.from_dict(read_json(path / "schema.json"))
-    return Model(path, lgb.Booster(model_file=str(model_file)), schema)
+        raise DataError(f"{path}: no {MODEL_FILE} (the run did not finish training)")
+    schema = Schema.from_dict(read_json(path / SCHEMA_FILE))
+    return Model(path, load_booster(model_file), schema)
 
 
 def _outputs(model: Model, X: Any, init: np.ndarray | None, threads: int) -> np.ndarray:
@@ -112,7 +116,7 @@ def _score(model: Model, data: str, output: Any, fmt: str, proba: bool, explain:
     if schema.init_score and data != STDIO:
         init_file = Path(f"{data}.init")
         if init_file.exists():
-            init_all = np.loadtxt(init_file, dtype=np.float64, ndmin=1)
+            init_all = read_side_file(init_file)
             info(f"adding initial scores from {data}.init, as in training")
     warned: set[str] = set()
     written, first = 0, True

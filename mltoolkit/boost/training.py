@@ -8,22 +8,24 @@ from typing import Any
 
 import numpy as np
 
+from mltoolkit.boost import tune as tuning
+from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, lightgbm, load_booster
 from mltoolkit.boost.data import Table, read_data
 from mltoolkit.boost.metrics import HEADLINE
 from mltoolkit.boost.params import BoostConfig, check_config, lightgbm_params
-from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name
+from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name, to_dataset
+from mltoolkit.boost.report import write_importance
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress
 from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError, UsageError
-from mltoolkit.core.io import atomic_path, write_json
-from mltoolkit.core.runs import Run, start_run
+from mltoolkit.core.io import atomic_path, read_json, write_json
+from mltoolkit.core.runs import Run, resolve_resume, start_run
+from mltoolkit.techniques import BOOST
 
-MODEL_FILE = "model.txt"
 CHECKPOINT = "interrupted.txt"
 RESUME_STATE = "resume.json"
-SCHEMA_FILE = "schema.json"
 
 
 def load_training_data(cfg: BoostConfig, source: str | None) -> tuple[Schema, Prepared, Table]:
@@ -65,35 +67,24 @@ def split_validation(data: Prepared, fraction: float, seed: int, ranking: bool) 
     return data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))
 
 
-def to_dataset(data: Prepared, params: dict[str, Any], categorical: list[int], reference: Any = None) -> Any:
-    import lightgbm as lgb
-
-    return lgb.Dataset(
-        data.X,
-        label=data.y,
-        weight=data.weight,
-        group=data.group,
-        init_score=data.init,
-        categorical_feature=categorical if categorical else "auto",
-        params=params,
-        reference=reference,
-        free_raw_data=False,
-    )
-
-
 class RoundLogger:
-    """A LightGBM callback: metrics.jsonl line and progress bar per round; keeps the model for Ctrl-C."""
+    """A LightGBM callback: metrics.jsonl line and progress bar per round; keeps the model for Ctrl-C.
+
+    ``rounds`` counts the rounds logged, and only those are saved on Ctrl-C: LightGBM has often built
+    one more tree (the interrupt lands after its native update, before this callback), which would
+    leave metrics.jsonl without that round once the run is resumed.
+    """
 
     def __init__(self, run: Run | None, bar: Any) -> None:
         self.run, self.bar, self.model, self.rounds = run, bar, None, 0
 
     def __call__(self, env: Any) -> None:
-        self.model, self.rounds = env.model, env.iteration + 1
         record: dict[str, Any] = {"round": env.iteration + 1}
         for data_name, metric, value, _ in env.evaluation_result_list or []:
             record[f"{data_name}_{metric}"] = value
         if self.run is not None and len(record) > 1:
             self.run.log(record)
+        self.model, self.rounds = env.model, env.iteration + 1
         self.bar.advance(1, **{k: v for k, v in record.items() if k != "round"})
 
 
@@ -116,8 +107,7 @@ def fit(
     With ``run``, Ctrl-C saves the model so far and what is needed to continue it (``--resume``);
     ``init_model`` (``already`` rounds in it) continues such a model for ``num_rounds`` more rounds.
     """
-    import lightgbm as lgb
-
+    lgb = lightgbm()
     params = dict(params)
     categorical = schema.categorical_indices
     dtrain = to_dataset(train, params, categorical)
@@ -134,13 +124,13 @@ def fit(
                 valid_sets=valid_sets,
                 valid_names=["valid"],
                 callbacks=[logger],
-                init_model=str(init_model) if init_model else None,
+                init_model=load_booster(init_model) if init_model else None,
             )
         except KeyboardInterrupt:
             if run is not None and logger.model is not None:
-                done = logger.model.current_iteration()
+                done = logger.rounds  # counted from round 1 of the whole run, resumed or not
                 with atomic_path(run.checkpoints / CHECKPOINT) as tmp:
-                    logger.model.save_model(str(tmp))
+                    logger.model.save_model(str(tmp), num_iteration=done)
                 total = num_rounds + already
                 write_json(run.checkpoints / RESUME_STATE, {"phase": phase, "rounds_done": done,
                                                             "rounds_total": total, "params": params})  # fmt: skip
@@ -159,9 +149,6 @@ def train(
     ``resume`` (a run interrupted with Ctrl-C) continues its saved model for the remaining rounds,
     with the parameters it was trained with (tuning and cross-validation are not repeated).
     """
-    from mltoolkit.boost import tune as tuning
-    from mltoolkit.boost.report import write_importance
-
     check_config(cfg)
     started = time.perf_counter()
     threads = resolve_threads(cfg.threads)
@@ -184,7 +171,7 @@ def train(
         train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
     run_name = name or _default_name(cfg.data)
     run, _ = start_run(
-        "boost", config_dict(cfg), name=run_name, runs_dir=runs_dir, resume=resume, device="cpu", seed=cfg.seed
+        BOOST.name, config_dict(cfg), name=run_name, runs_dir=runs_dir, resume=resume, device="cpu", seed=cfg.seed
     )
     width = len(schema.features) or schema.sparse_width
     info(f"run: {run.path}  ({data.rows} rows, {width} features, {threads} threads)")
@@ -197,7 +184,7 @@ def train(
         booster = _fit_all(params, data, schema, best_round, run, state)
     elif use_cv:
         if cfg.tune:
-            chosen = tuning.search(params, data, schema, cfg, seed)
+            chosen = _tune(params, data, schema, cfg, seed)
             result["tuned_params"] = {k: chosen["params"][k] for k in tuning.SEARCHED if k in chosen["params"]}
         else:
             info(f"small table: rounds chosen by {tuning.TUNE_FOLDS}-fold CV rather than one noisy split")
@@ -258,12 +245,22 @@ def _small(data: Prepared, cfg: BoostConfig, schema: Schema) -> bool:
     """Would the validation split be too small to pick a round count from (noise larger than the gains)?"""
     if cfg.valid_fraction <= 0 or cfg.early_stopping <= 0:
         return False
-    from mltoolkit.boost.tune import TUNE_FOLDS
-
     units = len(data.group) if schema.task == "lambdarank" else data.rows
-    if units < 2 * TUNE_FOLDS:  # too few to fold: the split it is
+    if units < 2 * tuning.TUNE_FOLDS:  # too few to fold: the split it is
         return False
     return units * cfg.valid_fraction < (SMALL_SPLIT_GROUPS if schema.task == "lambdarank" else SMALL_SPLIT_ROWS)
+
+
+def _tune(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostConfig, seed: int) -> dict[str, Any]:
+    """``--tune``: the search, each candidate scored by CV on the same folds of the training rows."""
+    folds = tuning.kfold(data, tuning.TUNE_FOLDS, seed, schema.task == "lambdarank")
+    rounds, patience = max(cfg.num_rounds, tuning.MAX_ROUNDS), cfg.early_stopping or 50
+
+    def evaluate(candidate: dict[str, Any], label: str) -> dict[str, Any]:
+        return tuning.cv_curve(candidate, data, schema, folds, rounds, patience, label)
+
+    objectives = tuning.other_objectives(params, data, cfg)
+    return tuning.search(params, evaluate, trials=cfg.tune_trials, seed=seed, objectives=objectives)
 
 
 def _fit_all(
@@ -276,10 +273,7 @@ def _fit_all(
 
 
 def _resume_state(resume: str, runs_dir: str | Path) -> dict[str, Any]:
-    from mltoolkit.core.io import read_json
-    from mltoolkit.core.runs import resolve_run_dir
-
-    run_dir = resolve_run_dir(resume, runs_dir, "boost")
+    run_dir = resolve_resume(resume, runs_dir, BOOST.name)
     state_file = run_dir / "checkpoints" / RESUME_STATE
     if not state_file.exists():
         raise DataError(f"{run_dir}: nothing to resume (no interrupted model in checkpoints/)")
