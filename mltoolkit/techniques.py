@@ -17,6 +17,7 @@ class Technique:
     name: str  # the sub-app (`mltk <name>`) and the runs/<name>/ folder
     package: str  # mltoolkit.<name>: its __init__ is the Python API, its cli.py the sub-app
     config: str  # "module:Class" of the config dataclass whose fields are the train options
+    exports: tuple[str, ...] = ()  # the formats `mltk export` writes for it (docs/export.md)
 
     def cli(self) -> Any:
         """The technique's Typer sub-app (imports only typer: ``mltk --help`` stays fast)."""
@@ -27,11 +28,14 @@ class Technique:
         return getattr(import_module(module), cls)
 
 
-RL = Technique("rl", "mltoolkit.rl", "mltoolkit.rl.config:DQNConfig")
-TRANSFER = Technique("transfer", "mltoolkit.transfer", "mltoolkit.transfer.config:TransferConfig")
-BOOST = Technique("boost", "mltoolkit.boost", "mltoolkit.boost.params:BoostConfig")
-SEGMENT = Technique("segment", "mltoolkit.segment", "mltoolkit.segment.config:SegmentConfig")
-RECOMMEND = Technique("recommend", "mltoolkit.recommend", "mltoolkit.recommend.config:RecommendConfig")
+_GRAPHS = ("onnx", "torchscript")
+RL = Technique("rl", "mltoolkit.rl", "mltoolkit.rl.config:DQNConfig", _GRAPHS)
+TRANSFER = Technique("transfer", "mltoolkit.transfer", "mltoolkit.transfer.config:TransferConfig", _GRAPHS)
+BOOST = Technique("boost", "mltoolkit.boost", "mltoolkit.boost.params:BoostConfig", ("onnx",))
+SEGMENT = Technique("segment", "mltoolkit.segment", "mltoolkit.segment.config:SegmentConfig", _GRAPHS)
+RECOMMEND = Technique(
+    "recommend", "mltoolkit.recommend", "mltoolkit.recommend.config:RecommendConfig", ("npz", "parquet")
+)
 
 TECHNIQUES = (RL, TRANSFER, BOOST, SEGMENT, RECOMMEND)
 NAMES = tuple(t.name for t in TECHNIQUES)
