@@ -178,7 +178,9 @@ def test_tune_searches_on_validation_and_resume_skips_done_trials(mltk, ratings_
     chosen = json.loads((run / "config.json").read_text())["ease_lambda"]
     assert chosen == max(trials, key=lambda t: t["val_ndcg"])["ease_lambda"]
     assert (run / "plots" / "tune.png").is_file()
-    resumed = ok(mltk("recommend", "fit", ratings_file, *common[:-1], "4", "--resume", run))
+    # the run's config (model, --tune) is reloaded: only what changes is typed
+    resumed = ok(mltk("recommend", "fit", ratings_file, "--runs-dir", tmp_path, "--tune-trials", "4", "--resume", run))
+    assert "3 trials already done" in resumed.stderr
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"tune"' in x]
     assert [t["trial"] for t in lines] == [0, 1, 2, 3] and resumed.json()["run_dir"] == str(run)
 
@@ -286,11 +288,13 @@ def test_interrupted_tune_is_marked_and_resumes(mltk, ratings_file, tmp_path, mo
     run = tmp_path / "recommend" / "i"
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(training, "fit_and_score", real)
-    result = ok(mltk("recommend", "fit", ratings_file, *common, "--resume", run))
+    result = ok(mltk("recommend", "fit", ratings_file, "--runs-dir", tmp_path, "--resume", run))  # no flags again
     assert "2 trials already done" in result.stderr
     trials = [json.loads(x)["trial"] for x in (run / "metrics.jsonl").read_text().splitlines() if '"tune"' in x]
     assert trials == [0, 1, 2, 3]
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "ease" and config["tune"] and config["tune_trials"] == 4
 
 
 def test_n_larger_than_catalogue_lists_each_unseen_item_once(mltk, als_run, table):

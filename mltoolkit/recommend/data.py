@@ -199,14 +199,15 @@ def confidence(ratings: sp.csr_matrix, kind: str, alpha: float) -> sp.csr_matrix
     """
     out = ratings.copy()
     data = out.data.astype(np.float32)
-    if kind == "linear":
-        out.data = (1.0 + alpha * data).astype(np.float32)
-    elif kind == "log":
-        out.data = (1.0 + alpha * np.log1p(np.maximum(data, 0))).astype(np.float32)
-    elif kind == "binary":
-        out.data = np.full_like(data, 1.0 + alpha)
-    else:
-        raise DataError(f"unknown confidence {kind!r}; expected linear, log or binary")
+    with np.errstate(over="ignore"):  # an overflow is refused below, in one line
+        if kind == "linear":
+            out.data = (1.0 + alpha * data).astype(np.float32)
+        elif kind == "log":
+            out.data = (1.0 + alpha * np.log1p(np.maximum(data, 0))).astype(np.float32)
+        elif kind == "binary":
+            out.data = np.full_like(data, 1.0 + alpha)
+        else:
+            raise DataError(f"unknown confidence {kind!r}; expected linear, log or binary")
     if not np.isfinite(out.data).all():  # float32 overflows near 3.4e38: the model would fit NaNs
         raise DataError(
             f"confidences overflow float32 (--alpha {alpha:g}, ratings up to {np.abs(data).max():g}); lower "

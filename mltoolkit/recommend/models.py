@@ -9,6 +9,7 @@ adds no work on their hot path.
 
 from __future__ import annotations
 
+from math import isqrt
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -318,30 +319,24 @@ class Popularity(Recommender):
         self.counts = state["counts"]
 
 
-def fit_memory(name: str, params: dict[str, Any], users: int, items: int) -> tuple[int, str]:
-    """Bytes fitting ``name`` allocates, and the config field that sizes them (``""``: the data alone).
+def check_fit_memory(name: str, params: dict[str, Any], users: int, items: int) -> None:
+    """Refuse a fit whose arrays would not fit in memory, before any is allocated.
 
     Two models live at once in train: the evaluated one and the refit.
     """
-    if name in ("als", "bpr"):  # float32 factors (+1: BPR's item bias) for every user and item
-        return 2 * 4 * (params["factors"] + 1) * (users + items), "factors"
-    if name in ("cosine", "bm25", "tfidf"):  # a sparse item x neighbours similarity: float32 value + int32 index
-        return 2 * 8 * items * min(params["neighbours"], items), "neighbours"
-    if name == "ease":  # the float64 gram matrix, its inverse and the weights
-        return 3 * 8 * items * items, ""
-    return 0, ""
+    from mltoolkit.core.device import check_memory
 
-
-def available_memory() -> int | None:
-    """MemAvailable of /proc/meminfo (what can be allocated without swapping); None where there is none."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    if name == "ease":  # solving: three float64 items x items matrices; the evaluated model's float32 weights
+        needed = 32 * items * items
+        check_memory(needed, f"ease on {items} items", lambda free: f"a catalogue of {isqrt(free // 32)} items")
+        return
+    if name in ("als", "bpr"):  # float32 factors of every user and item
+        option, count, unit = "factors", params["factors"], 2 * 4 * (users + items)
+    elif name in ("cosine", "bm25", "tfidf"):  # a sparse items x neighbours similarity: float32 value, int32 index
+        option, count, unit = "neighbours", min(params["neighbours"], items), 2 * 8 * items
+    else:
+        return
+    check_memory(count * unit, f"--{option} {count}", lambda free: f"--{option} {free // unit}")
 
 
 def thread_count(requested: int | None) -> int:

@@ -8,7 +8,6 @@ unknown users). ``ids.json`` maps matrix rows and columns back to the ids of the
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mltoolkit.core.errors import DataError
+from mltoolkit.core.errors import DataError, MltkError
 from mltoolkit.core.io import atomic_write, write_json
 from mltoolkit.core.runs import Run
 from mltoolkit.recommend.config import MODELS, model_params
@@ -126,11 +125,14 @@ def load_bundle(run_dir: Path, config: dict[str, Any], threads: int, file: str =
 
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
-    """The errors of a damaged npz (truncated, overwritten, wrong arrays) become one line naming it."""
+    """The errors of a damaged npz become one line naming it. They come in many kinds (zipfile's BadZipFile,
+    numpy's ValueError or tokenize error on an overwritten header, KeyError for a missing array...)."""
     try:
         yield
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: corrupt model file ({exc}); train the run again") from None
+    except MltkError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path}: corrupt model file ({type(exc).__name__}: {exc}); train the run again") from None
 
 
 def _read_ids(path: Path) -> tuple[np.ndarray, np.ndarray]:

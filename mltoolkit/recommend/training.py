@@ -17,7 +17,7 @@ import numpy as np
 
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, warn
-from mltoolkit.core.errors import DataError, ResourceError
+from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import source_name
 from mltoolkit.core.params import check_config
 from mltoolkit.core.runs import Run, start_run
@@ -28,9 +28,8 @@ from mltoolkit.recommend.metrics import ranking_metrics, with_k
 from mltoolkit.recommend.models import (
     Popularity,
     Recommender,
-    available_memory,
     build_model,
-    fit_memory,
+    check_fit_memory,
     limit_blas,
     thread_count,
     use_gpu_for,
@@ -110,14 +109,7 @@ def _check(config: RecommendConfig, interactions: Interactions, name: str) -> No
             f"item {interactions.items[coo.col[first]]} {coo.data[first]:g}; use --confidence linear or --min-rating 0"
         )
     confidence(ratings, config.confidence, config.alpha)  # refuses confidences that overflow
-    needed, option = fit_memory(config.model, model_params(config), *ratings.shape)
-    available = available_memory()
-    if available is not None and needed > available:
-        sized = f" with --{option} {getattr(config, option)}" if option else ""
-        raise ResourceError(
-            f"{config.model}{sized} needs about {needed / 2**30:.1f} GiB for {ratings.shape[0]} users and "
-            f"{ratings.shape[1]} items; {available / 2**30:.1f} GiB is available"
-        )
+    check_fit_memory(config.model, model_params(config), *ratings.shape)
 
 
 def _holdout(config: RecommendConfig, interactions: Interactions, name: str) -> Holdout | None:
