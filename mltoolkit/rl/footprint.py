@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mltoolkit.core.errors import DataError
+from mltoolkit.core.device import check_memory
 from mltoolkit.rl.config import DQNConfig
 from mltoolkit.rl.dqn import parameter_count
 from mltoolkit.rl.replay import ReplayBuffer
@@ -20,18 +20,6 @@ FLOAT_BYTES = 4
 RESERVED = 512 * 2**20  # torch, gymnasium and the rest of the process
 
 
-def available_bytes() -> int | None:
-    """``MemAvailable`` from /proc/meminfo: what can be allocated without swapping; None where unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def network_bytes(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> int:
     return PARAMETER_COPIES * FLOAT_BYTES * parameter_count(obs_dim, n_actions, hidden)
 
@@ -40,30 +28,29 @@ def replay_bytes(capacity: int, obs_dim: int) -> int:
     return REPLAY_COPIES * capacity * ReplayBuffer.bytes_per_transition(obs_dim)
 
 
-def check_memory(config: DQNConfig, obs_dim: int, n_actions: int, available: int | None = None) -> None:
+def check_fits_memory(config: DQNConfig, obs_dim: int, n_actions: int) -> None:
     """Refuse a replay memory and networks that together exceed the available memory (exit 3)."""
-    available = available_bytes() if available is None else available
-    if available is None:
-        return
-    available -= RESERVED
     network = network_bytes(obs_dim, n_actions, config.hidden)
     replay = replay_bytes(config.buffer_size, obs_dim)
-    if network + replay <= available:
-        return
-    layers = len(config.hidden)
-    buffer_fits = (available - network) // replay_bytes(1, obs_dim)
-    width_fits = _widest(obs_dim, n_actions, layers, available - replay)
-    if replay >= network and buffer_fits >= 1:
-        advice = f"at most --buffer-size {buffer_fits} fits"
-    elif width_fits >= 1:
-        advice = f"at most --hidden {','.join([str(width_fits)] * layers)} fits"
-    else:
-        advice = "lower both"
-    raise DataError(
-        f"--buffer-size {config.buffer_size} and --hidden {','.join(map(str, config.hidden))} need "
-        f"{_gib(network + replay)} of memory ({_gib(replay)} replay memory, {_gib(network)} networks and "
-        f"optimizer) but {_gib(available)} is available besides the process itself; {advice}"
+    check_memory(
+        RESERVED + network + replay,
+        f"--buffer-size {config.buffer_size} with --hidden {_sizes(config.hidden)} (replay memory "
+        f"{replay / 2**30:.1f} GiB, networks and optimizer {network / 2**30:.1f} GiB, the process 0.5 GiB)",
+        lambda available: _largest(config, obs_dim, n_actions, replay, network, available - RESERVED),
     )
+
+
+def _largest(config: DQNConfig, obs_dim: int, n_actions: int, replay: int, network: int, budget: int) -> str:
+    """What fits in ``budget`` bytes: a smaller value of the option that takes the most, the other kept."""
+    per_transition = replay_bytes(1, obs_dim)
+    buffer_fits = (budget - network) // per_transition
+    width_fits = _widest(obs_dim, n_actions, len(config.hidden), budget - replay)
+    if replay >= network and buffer_fits >= 1:
+        return f"--buffer-size {buffer_fits}"
+    if width_fits >= 1:
+        return f"--hidden {_sizes([width_fits] * len(config.hidden))}"
+    width = _widest(obs_dim, n_actions, len(config.hidden), budget // 2)  # neither fits alone: halve the budget
+    return f"--buffer-size {budget // 2 // per_transition} with --hidden {_sizes([width] * len(config.hidden))}"
 
 
 def _widest(obs_dim: int, n_actions: int, layers: int, budget: int) -> int:
@@ -79,5 +66,5 @@ def _widest(obs_dim: int, n_actions: int, layers: int, budget: int) -> int:
     return low
 
 
-def _gib(size: int) -> str:
-    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
+def _sizes(sizes: Sequence[int]) -> str:
+    return ",".join(map(str, sizes))

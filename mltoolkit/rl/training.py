@@ -27,7 +27,7 @@ from mltoolkit.core.runs import Run, resolve_resume, start_run
 from mltoolkit.rl.config import DQNConfig
 from mltoolkit.rl.dqn import DQN, epsilon_at
 from mltoolkit.rl.envs import check_spaces, env_spec, make_vector_env, real_next_obs, run_episodes
-from mltoolkit.rl.footprint import check_memory
+from mltoolkit.rl.footprint import check_fits_memory
 from mltoolkit.rl.replay import ReplayBuffer
 from mltoolkit.techniques import RL
 
@@ -85,7 +85,7 @@ def train(
     spec = env_spec(config.env)
     envs = make_vector_env(config.env, config.num_envs)
     obs_dim, n_actions = check_spaces(envs, config.env)
-    check_memory(config, obs_dim, n_actions)
+    check_fits_memory(config, obs_dim, n_actions)
     target_return = config.target_return if config.target_return is not None else spec.reward_threshold
     agent = DQN(obs_dim, n_actions, config, device)
     buffer = ReplayBuffer(config.buffer_size, obs_dim)
