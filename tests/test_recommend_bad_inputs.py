@@ -198,3 +198,13 @@ def test_temporal_test_split_holds_no_negative_rating():
     times = sp.csr_matrix(np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 2.0]]))
     _, test, _ = split(ratings, times, 0.34, "temporal", 0)
     assert test.toarray().tolist() == [[0, 0, 0], [0, 0, 1]]
+
+
+def test_resume_with_another_model_starts_the_search_over(mltk, ratings_file, tmp_path):
+    """The other model's trials are not replayed (they crashed with KeyError: 'factors')."""
+    common = ["--runs-dir", tmp_path, "-q", "--tune", "--tune-trials", "2"]
+    run = ok(mltk("recommend", "fit", ratings_file, *common, "-m", "ease", "--name", "t")).json()["run_dir"]
+    ok(mltk("recommend", "fit", ratings_file, *common, "-m", "als", "--resume", run))
+    rows = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["trial"]) for r in rows if r["phase"] == "tune"] == [("als", 0), ("als", 1)]
+    assert json.loads((Path(run) / "config.json").read_text())["model"] == "als"

@@ -179,7 +179,7 @@ def _train_in(
 ) -> dict[str, Any]:
     ratings = interactions.ratings
     if resumed:  # keep the finished --tune trials (replayed), drop the rest: it is computed again
-        run.rewrite_metrics([r for r in run.read_metrics() if r.get("phase") == "tune"])
+        run.rewrite_metrics(_finished_trials(run, config.model))
     save_ids(run.path, interactions.users, interactions.items)
     final: dict[str, Any] = {}
     if holdout is not None:
@@ -243,7 +243,7 @@ def _tune(
         warn(f"{config.model} has no hyperparameters to tune; fitting it as is")
         return config
     current = {key: getattr(config, key) for key in tune.SEARCH_SPACES[config.model](np.random.default_rng(0))}
-    records = [r for r in run.read_metrics() if r.get("phase") == "tune"] if resumed else []
+    records = _finished_trials(run, config.model) if resumed else []
     done = {int(r["trial"]): ({k: r[k] for k in current}, float(r["val_ndcg"])) for r in records}
     if done:
         info(f"resuming the search: {len(done)} trials already done")
@@ -255,8 +255,13 @@ def _tune(
     info(f"tuning {config.model}: up to {config.tune_trials} trials or {config.tune_time:g} s on validation splits")
     best, score = tune.search(
         config.model, current, evaluate, trials=config.tune_trials, budget_s=config.tune_time, seed=config.seed,
-        done=done, log=run.log,
+        done=done, log=lambda record: run.log({**record, "model": config.model}),
     )  # fmt: skip
     info(f"best validation NDCG@{config.k} {score:.4f} with {best}")
-    plot_tune(run.plots / "tune.png", [r for r in run.read_metrics() if r.get("phase") == "tune"])
+    plot_tune(run.plots / "tune.png", _finished_trials(run, config.model))
     return replace(config, **best)
+
+
+def _finished_trials(run: Run, model: str) -> list[dict[str, Any]]:
+    """The --tune trials of ``model`` in metrics.jsonl: a resume with another --model starts the search over."""
+    return [r for r in run.read_metrics() if r.get("phase") == "tune" and r.get("model", model) == model]
