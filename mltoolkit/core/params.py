@@ -195,3 +195,12 @@ def _help(field: dataclasses.Field, hint: Any, spec: Spec) -> str:
         extra.append(f"default: {default}")
     text = spec.help + (f" [{'; '.join(extra)}]" if extra else "")
     return text.replace("[", "\\[")
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Options every technique's ``train`` has beside its own: each config dataclass inherits them."""
+
+    tensorboard: bool = param(
+        False, "Also write every metrics row as TensorBoard scalars under <run>/tb/ (needs mltk[tensorboard])."
+    )
