@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import json
 
-from tests.test_segment import invoke, ok
+from tests.conftest import ok
 
 EPOCHS = 32
 
 
-def test_shapes_reach_val_miou_0_9(tmp_path):
+def test_shapes_reach_val_miou_0_9(mltk, tmp_path):
     from mltoolkit.segment.synthetic import write_shapes
 
     data = write_shapes(tmp_path / "shapes", train=120, val=30, size=64, seed=0)
     recipe = ["--size", "112x112", "--scale", "1,1", "--loss", "ce+dice", "--optimizer", "adamw", "--lr", "5e-3"]
     fixed = ["--epochs", EPOCHS, "--batch-size", "8", "--threads", "1", "--workers", "0", "-q"]
-    summary = ok(invoke("segment", "train", data, *recipe, *fixed, "--runs-dir", tmp_path / "runs")).json()
+    summary = ok(mltk("segment", "train", data, *recipe, *fixed, "--runs-dir", tmp_path / "runs")).json()
     # the val mIoU of best.pt on the 64x64 validation masks themselves (scores upsampled from 112x112)
-    report = ok(invoke("segment", "evaluate", summary["run_dir"], "--format", "json", "--threads", "1")).json()
+    report = ok(mltk("segment", "evaluate", summary["run_dir"], "--format", "json", "--threads", "1")).json()
     assert report["miou"] >= 0.9, json.dumps(report)
     # training-time validation scores 112x112 masks upsampled by nearest neighbour: a little lower
     assert summary["best_val_miou"] >= 0.88, summary
