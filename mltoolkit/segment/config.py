@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.params import RunOptions, param
 from mltoolkit.core.params import check_config as check_ranges
-from mltoolkit.core.params import param
 
 # torchvision's segmentation models and the classification backbone each one is built on.
 MODELS = {
@@ -42,7 +42,7 @@ def parse_scale(text: str) -> tuple[float, float]:
 
 
 @dataclass
-class SegmentConfig:
+class SegmentConfig(RunOptions):
     """Training options; CLI flags, ``--config`` files and presets all land here."""
 
     data: str = param(
