@@ -120,6 +120,11 @@ def test_python_predict_names_the_expected_and_the_given_length(trained):
         rl.predict(trained, [[0.0, 1.0]])
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--seed", "-1"), ("--episodes", "0")])
+def test_evaluate_refuses_meaningless_values(mltk, trained, flag, value):
+    fails(mltk("rl", "evaluate", trained, flag, value), 3, flag, value)
+
+
 def test_evaluate_gif_into_a_directory_is_exit_3_and_writes_nothing(mltk, trained, tmp_path):
     eval_json = trained / "eval.json"
     eval_json.unlink(missing_ok=True)

@@ -27,6 +27,8 @@ def evaluate(
     """
     if episodes < 1:
         raise DataError(f"--episodes must be at least 1 (got {episodes})")
+    if seed < 0:
+        raise DataError(f"--seed must be >= 0 (got {seed}): gymnasium seeds episodes with non-negative numbers")
     if gif is not None and Path(gif).is_dir():
         raise DataError(f"--gif {gif}: is a directory; expected a file name such as {Path(gif) / 'episode.gif'}")
     policy = load_policy(run, runs_dir)
