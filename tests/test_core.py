@@ -156,7 +156,8 @@ def test_seed_everything_repeats_draws():
 
 
 def test_threads():
-    assert resolve_threads(None) >= 1 and resolve_threads(3) == 3
+    cores = resolve_threads(None)
+    assert cores >= 1 and resolve_threads(1) == 1 and resolve_threads(100_000) == cores  # capped at the cores
     with pytest.raises(DataError):
         resolve_threads(-1)
 

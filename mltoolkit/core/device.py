@@ -82,12 +82,13 @@ def available_cores() -> int:
 
 
 def resolve_threads(threads: int | None) -> int:
-    """``None`` or 0 means every core this process may use; a negative count is a usage error."""
+    """``None`` or 0 means every core this process may use; more than that is capped there (native pools
+    allocate per thread: implicit crashed at 100000); a negative count is refused."""
     if threads is None or threads == 0:
         return available_cores()
     if threads < 0:
         raise DataError(f"--threads must be positive (got {threads})")
-    return threads
+    return min(threads, available_cores())
 
 
 def set_threads(threads: int | None) -> int:

@@ -127,11 +127,14 @@ def iter_lines(source: str | Path) -> Iterator[tuple[int, str]]:
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror})") from None
         close = True
+    number = 0
     try:
         for number, line in enumerate(handle, start=1):
             line = line.strip()
             if line:
                 yield number, line
+    except UnicodeDecodeError:
+        raise DataError(f"{source_name(source)}: line {number + 1} is not UTF-8 text") from None
     finally:
         if close:
             handle.close()

@@ -42,7 +42,7 @@ class Spec:
 
     def range_text(self) -> str:
         bounds = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-        return " and ".join(f"{op} {value:g}" for op, value in bounds if value is not None)
+        return " and ".join(f"{op} {_number(value)}" for op, value in bounds if value is not None)
 
     def violates(self, value: float) -> bool:
         """True when a number is outside the range (or not finite where it must be)."""
@@ -99,6 +99,11 @@ def absolute_paths(config: Any) -> Any:
         if spec_of(field).path and isinstance(value, (str, Path)) and str(value) not in ("", "-"):
             changes[field.name] = type(value)(Path(value).expanduser().absolute())
     return dataclasses.replace(config, **changes) if changes else config
+
+
+def _number(value: float) -> str:
+    """``4294967296`` rather than ``4.29497e+09``; ``0.001`` as written."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
 
 
 def _show(value: Any) -> str:
