@@ -128,3 +128,16 @@ def test_tensorboard_without_the_extra_is_exit_4_before_any_run_exists(tmp_path,
     with pytest.raises(ResourceError, match=r"mltk\[tensorboard\]") as caught:
         start_run("boost", {"tensorboard": True}, name="tb", runs_dir=tmp_path, device="cpu", seed=0)
     assert caught.value.exit_code == 4 and not (tmp_path / "boost").exists()
+
+
+def test_finish_writes_one_summary_shape_and_returns_it(tmp_path):
+    run, _ = start_run("boost", {}, name="f", runs_dir=tmp_path, device="cpu", seed=0)
+    for step in (1, 2, 3):
+        run.log({"round": step})
+    run.keep_metrics_until("round", 2)
+    assert [r["round"] for r in run.read_metrics()] == [1, 2]
+    result = run.finish("completed", {"metric": "auc", "value": 0.9}, best={"round": 2}, wall_time_s=1.23456, rounds=2)
+    assert result.run_dir == run.path and result.status == "completed" and result.headline["value"] == 0.9
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert result.summary == summary and summary["technique"] == "boost"
+    assert summary["rounds"] == 2 and summary["wall_time_s"] == 1.235

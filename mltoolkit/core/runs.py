@@ -29,11 +29,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mltoolkit import __version__
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import atomic_write, read_json, write_json
+
+if TYPE_CHECKING:
+    from mltoolkit.core.contract import TrainResult
 
 DEFAULT_RUNS_DIR = Path("runs")
 UNFINISHED = ("running", "refitting", "interrupted", "failed")  # statuses `latest` passes over for evaluate/predict
@@ -131,6 +134,30 @@ class Run:
         with atomic_write(self.path / "metrics.jsonl") as handle:
             for record in records:
                 handle.write(json.dumps(to_jsonable(record)) + "\n")
+
+    def keep_metrics_until(self, key: str, last: float) -> None:
+        """On resume: drop the rows logged after the checkpoint being resumed (``row[key] > last``), so the
+        continued run logs them again exactly once."""
+        self.rewrite_metrics([r for r in self.read_metrics() if r.get(key, 0) <= last])
+
+    def finish(
+        self,
+        status: str,
+        headline: dict[str, Any],
+        *,
+        best: dict[str, Any] | None = None,
+        final: dict[str, Any] | None = None,
+        wall_time_s: float | None = None,
+        **extra: Any,
+    ) -> TrainResult:
+        """Write the final summary.json, the same shape for every technique, and return it as a TrainResult."""
+        from mltoolkit.core.contract import TrainResult
+
+        summary = {"status": status, "headline": headline, "best": best or {}, "final": final or {}}
+        if wall_time_s is not None:
+            summary["wall_time_s"] = round(wall_time_s, 3)
+        self.write_summary({**summary, **extra})
+        return TrainResult.from_summary(self.path, self.read_summary())
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         """summary.json: ``headline`` ({metric, value}) is what ``mltk runs list`` shows."""
