@@ -261,3 +261,24 @@ def _same_scores(mltk, run_a, run_b, data) -> bool:
     a = _csv(ok(mltk("boost", "predict", run_a, data, "--proba")).stdout)
     b = _csv(ok(mltk("boost", "predict", run_b, data, "--proba")).stdout)
     return bool(np.allclose(a["proba_yes"], b["proba_yes"], atol=1e-9))
+
+
+def test_tune_imports_no_training_and_searches_with_any_evaluate():
+    """tune.search scores candidates through the callable it is given: no LightGBM, no import of training."""
+    import subprocess
+    import sys
+
+    code = "import sys, mltoolkit.boost.tune; print('mltoolkit.boost.training' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    from mltoolkit.boost import tune
+
+    labels = []
+
+    def evaluate(candidate, label):
+        labels.append(label)
+        loss = abs(candidate["num_leaves"] - 8) + candidate.get("lambda_l2", 0.0)
+        return {"metric": "l2", "scores": {"l2": loss}, "round": 10, "curve": [], "std": {}}
+
+    best = tune.search({"objective": "regression"}, evaluate, trials=9, seed=0, objectives=["cross_entropy"])
+    assert labels == [f"trial {n}" for n in range(1, 10)]
+    assert best["params"]["num_leaves"] == 8 and best["value"] == 0 and best["params"]["objective"] == "regression"

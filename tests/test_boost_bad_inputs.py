@@ -195,9 +195,7 @@ def test_predict_names_the_row_of_the_whole_input_not_of_its_chunk(mltk, tmp_pat
 # --- resume: no round lost -----------------------------------------------------------------------------
 
 
-def test_ctrl_c_after_lightgbm_built_a_round_but_before_it_was_logged_loses_no_round(
-    mltk, tmp_path, table, monkeypatch
-):
+def test_resume_after_ctrl_c_in_lightgbm_loses_no_round_and_refuses_a_changed_model(mltk, tmp_path, table, monkeypatch):
     """Ctrl-C most often lands in LightGBM's native update: the tree of round 12 exists, its metrics row not."""
     import lightgbm
 
@@ -214,6 +212,10 @@ def test_ctrl_c_after_lightgbm_built_a_round_but_before_it_was_logged_loses_no_r
     runs = tmp_path / "runs"
     assert mltk("boost", "train", table, *flags, *QUICK[2:], "--runs-dir", runs).exit_code == 130
     monkeypatch.setattr(lightgbm.Booster, "update", original)
-    ok(mltk("boost", "train", "--resume", "latest", "--runs-dir", runs, "--quiet"))
+    fails(mltk("boost", "train", "--resume", "latest", "--learning-rate", "0.3", "--runs-dir", runs), 2,
+          "--learning-rate cannot change")  # fmt: skip
+    fails(mltk("boost", "train", "--resume", "latest", "--num-rounds", "11", "--runs-dir", runs), 3, "11 rounds")
+    ok(mltk("boost", "train", "--resume", "latest", "--num-rounds", "25", "--runs-dir", runs, "--quiet"))
     rounds = [row["round"] for row in map(json.loads, (runs / "boost/t/metrics.jsonl").read_text().splitlines())]
-    assert rounds == list(range(1, 21))
+    assert rounds == list(range(1, 26))  # round 12 included, and the new total honoured
+    assert (runs / "boost/t/model.txt").read_text().count("Tree=") == 25

@@ -7,7 +7,7 @@ and abort the process (SIGABRT), or read past the text (segfault), instead of ra
 
 A model file (``Booster.save_model``) is a header (``tree``, then ``key=value`` lines ending with
 ``tree_sizes=``), a blank line, one ``Tree=i`` block per tree of exactly the listed size,
-``end of trees``, then feature importances and parameters.
+``end of trees``, then feature importances and ``parameters:`` up to ``end of parameters``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def load_booster(path: Path) -> Any:
 
 def check_model_file(path: Path) -> None:
     """Refuse what LightGBM would crash on: a missing header key, trees not of the sizes the header lists,
-    no ``end of trees``."""
+    no ``end of trees``, parameters without their end."""
     try:
         text = path.read_bytes()
     except OSError as exc:
@@ -79,6 +79,9 @@ def check_model_file(path: Path) -> None:
         offset += size
     if not trees[offset:].startswith(b"end of trees"):
         _corrupt(path, f"no 'end of trees' after the {len(sizes)} trees its header lists")
+    _, parameters, rest = trees[offset:].partition(b"\nparameters:\n")
+    if parameters and b"\nend of parameters\n" not in b"\n" + rest:
+        _corrupt(path, "its parameters are cut short")
     if per_round < 1 or len(sizes) % per_round:
         _corrupt(path, f"{len(sizes)} trees is not a whole number of rounds of {per_round}")
 

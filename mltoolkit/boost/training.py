@@ -160,7 +160,7 @@ def train(
     if cfg.valid:
         valid_table = read_data(cfg.valid)
         valid = prepare(valid_table, schema)
-    state = _resume_state(resume, runs_dir) if resume else None
+    state = _resume_state(resume, runs_dir, cfg) if resume else None
     refitting = state is not None and state["phase"] == "refit"  # interrupted in the final fit on all rows
     use_cv = not refitting and (
         cfg.tune or (state is None and valid is None and cfg.refit and _small(data, cfg, schema))
@@ -272,12 +272,24 @@ def _fit_all(
     return fit(params, data, None, schema, resumed["rounds"], 0, run, "refit", phase="refit", **resumed["fit"])
 
 
-def _resume_state(resume: str, runs_dir: str | Path) -> dict[str, Any]:
+def _resume_state(resume: str, runs_dir: str | Path, cfg: BoostConfig) -> dict[str, Any]:
+    """The interrupted run's resume.json, once ``cfg`` is known to continue it as it was trained: only
+    --threads may change, and --num-rounds (the total) before the final refit."""
     run_dir = resolve_resume(resume, runs_dir, BOOST.name)
     state_file = run_dir / "checkpoints" / RESUME_STATE
     if not state_file.exists():
         raise DataError(f"{run_dir}: nothing to resume (no interrupted model in checkpoints/)")
-    return read_json(state_file)
+    state, saved = read_json(state_file), read_json(run_dir / "config.json")
+    may_change = ("threads", "num_rounds") if state["phase"] == "fit" else ("threads",)
+    changed = [key for key, value in config_dict(cfg).items() if key not in may_change and saved.get(key) != value]
+    if changed:
+        flags = ", ".join("--" + key.replace("_", "-") for key in changed)
+        raise UsageError(f"--resume continues {run_dir.name}'s model as it was trained: {flags} cannot change")
+    if state["phase"] == "fit":
+        if cfg.num_rounds <= state["rounds_done"]:
+            raise DataError(f"--num-rounds {cfg.num_rounds}: {run_dir.name} already has {state['rounds_done']} rounds")
+        state["rounds_total"] = cfg.num_rounds
+    return state
 
 
 def _continue_from(state: dict[str, Any] | None, run: Run, rounds: int) -> dict[str, Any]:
