@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,28 +44,58 @@ def _refused(mltk, tmp_path, data, *flags, fragments):
 # --- damaged model files: checked before LightGBM reads them (it aborts the process on them) ---------------
 
 
-def _cli(*args, input=None):
-    """The CLI in a child process: a LightGBM abort (SIGABRT) or segfault must not take pytest down."""
-    command = [sys.executable, "-m", "mltoolkit", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, input=input, timeout=120)
+@pytest.fixture(scope="module")
+def model_text(tmp_path_factory):
+    """The bytes of a real model.txt (trained once for the damage tests)."""
+    from mltoolkit.boost import BoostConfig, train
+
+    root = tmp_path_factory.mktemp("model")
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x1": rng.normal(size=200), "x2": rng.normal(size=200)})
+    frame["y"] = (frame.x1 > 0).astype(int)
+    frame.to_csv(root / "d.csv", index=False)
+    config = BoostConfig(data=str(root / "d.csv"), target="y", num_rounds=10, threads=1, valid_fraction=0)
+    return (Path(train(config, runs_dir=root / "runs")["run_dir"]) / "model.txt").read_bytes()
 
 
-@pytest.mark.parametrize("damage", ["head -c 3000", "cut at a tree boundary", "no end of trees"])
-def test_a_damaged_model_file_is_exit_3_corrupt_model_file(mltk, tmp_path, table, damage):
+DAMAGES = {
+    "head -c 3000": lambda text: 3000,
+    "cut at a tree boundary": lambda text: text.index(b"Tree=3\n"),
+    "no end of trees": lambda text: text.index(b"end of trees"),
+    "cut in its parameters": lambda text: text.index(b"[learning_rate:"),  # LightGBM segfaulted
+    "cut in its last line": lambda text: len(text) - 4,
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_model_file_is_refused_before_lightgbm_reads_it(tmp_path, model_text, damage):
+    from mltoolkit.boost.booster import load_booster
+    from mltoolkit.core.errors import DataError
+
+    path = tmp_path / "model.txt"
+    path.write_bytes(model_text[: DAMAGES[damage](model_text)])
+    with pytest.raises(DataError, match="corrupt model file"):
+        load_booster(path)
+    path.write_bytes(model_text)
+    assert load_booster(path).num_trees() == 10
+
+
+def test_predict_on_a_damaged_model_is_exit_3_not_an_abort(mltk, tmp_path, table):
+    """Through the CLI, in a child process: LightGBM aborted (SIGABRT) with its warnings on stdout."""
     run = _train(mltk, tmp_path, table)["run_dir"]
     model = tmp_path / "runs" / "boost" / "t" / "model.txt"
-    text = model.read_bytes()
-    cut = {
-        "head -c 3000": 3000,
-        "cut at a tree boundary": text.index(b"Tree=3\n"),
-        "no end of trees": text.index(b"end of trees"),
-    }[damage]
-    model.write_bytes(text[:cut])
-    for command in (["predict", run, table], ["evaluate", run, table]):
-        result = _cli("boost", *command)
-        assert result.returncode == 3, (result.returncode, result.stderr[-2000:])
-        assert "corrupt model file" in result.stderr and "Traceback" not in result.stderr
-        assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    model.write_bytes(model.read_bytes()[:3000])
+    command = [sys.executable, "-m", "mltoolkit", "boost", "predict", run, str(table)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, (result.returncode, result.stderr[-2000:])
+    assert result.stdout == "" and result.stderr.count("\n") == 1 and "corrupt model file" in result.stderr
+
+
+@pytest.mark.parametrize("schema", ['{"task": "binary"}', "[1, 2]"])
+def test_a_damaged_schema_is_exit_3(mltk, tmp_path, table, schema):
+    run = _train(mltk, tmp_path, table)["run_dir"]
+    (tmp_path / "runs" / "boost" / "t" / "schema.json").write_text(schema)
+    fails(mltk("boost", "predict", run, table), 3, "schema.json", "damaged schema")
 
 
 def test_lightgbm_log_goes_to_stderr_not_stdout(mltk, tmp_path, table):

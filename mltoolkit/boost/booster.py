@@ -48,7 +48,7 @@ def load_booster(path: Path) -> Any:
     lgb = lightgbm()
     try:
         return lgb.Booster(model_file=str(path))
-    except lgb.basic.LightGBMError as exc:
+    except (lgb.basic.LightGBMError, ValueError) as exc:  # ValueError: its last line (pandas_categorical) cut
         raise DataError(f"{path}: corrupt model file ({exc})") from None
 
 

@@ -46,8 +46,14 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs") -> Model:
     model_file = path / MODEL_FILE
     if not model_file.exists():
         raise DataError(f"{path}: no {MODEL_FILE} (the run did not finish training)")
-    schema = Schema.from_dict(read_json(path / SCHEMA_FILE))
-    return Model(path, load_booster(model_file), schema)
+    return Model(path, load_booster(model_file), _read_schema(path / SCHEMA_FILE))
+
+
+def _read_schema(path: Path) -> Schema:
+    try:
+        return Schema.from_dict(read_json(path))
+    except (KeyError, TypeError, AttributeError) as exc:  # valid JSON, but not what train wrote
+        raise DataError(f"{path}: damaged schema ({type(exc).__name__}: {exc}); train again") from None
 
 
 def _outputs(model: Model, X: Any, init: np.ndarray | None, threads: int) -> np.ndarray:
