@@ -65,7 +65,7 @@ def test_fit_writes_run_and_beats_popularity(als_run):
     for name in ("config.json", "env.json", "metrics.jsonl", "summary.json"):
         assert (als_run / name).is_file(), name
     assert (als_run / "plots" / "metrics.png").stat().st_size > 1000
-    for name in ("model.npz", "model-eval.npz", "ids.json", "split.npz"):
+    for name in ("model.npz", "model-eval.npz", "split.npz"):
         assert (als_run / "checkpoints" / name).is_file(), name
     config = json.loads((als_run / "config.json").read_text())
     assert config["factors"] == 32 and config["regularization"] == 30.0  # resolved defaults recorded

@@ -168,15 +168,36 @@ def _damaged(run: Path, tmp_path: Path, file: str, damage) -> Path:
     return copy
 
 
+def _rewritten(data: bytes, **changes) -> bytes:
+    import io
+
+    import numpy as np
+
+    with np.load(io.BytesIO(data)) as arrays:
+        kept = {k: arrays[k] for k in arrays.files}
+    out = io.BytesIO()
+    np.savez(out, **{k: v for k, v in {**kept, **changes}.items() if v is not None})
+    return out.getvalue()
+
+
+def _other_ids(data: bytes) -> bytes:
+    import numpy as np
+
+    return _rewritten(data, user_ids=np.asarray(["u0"]), item_ids=np.asarray(["x"]))
+
+
+def _without_config(data: bytes) -> bytes:
+    return _rewritten(data, config=None)
+
+
 @pytest.mark.parametrize(
     ("file", "damage"),
     [
         ("model.npz", lambda data: data[: len(data) // 2]),  # truncated
         ("model.npz", lambda data: data[:100] + bytes(200) + data[300:]),  # overwritten in the middle
         ("model.npz", lambda data: b""),
-        ("ids.json", lambda data: data[: len(data) // 2]),
-        ("ids.json", lambda data: b'{"users": ["u0"], "items": ["x"]}'),  # another run's ids
-        ("ids.json", lambda data: b"[1, 2]"),
+        ("model.npz", _other_ids),  # another run's ids
+        ("model.npz", _without_config),  # written before the npz held its config
     ],
 )
 def test_damaged_model_files_are_refused(mltk, run, tmp_path, file, damage):

@@ -21,14 +21,20 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Data = Annotated[str, typer.Argument(help="Ratings table: CSV, TSV, Parquet or JSON lines, or - for stdin.")]
+Data = Annotated[
+    str | None,
+    typer.Argument(
+        help="Ratings table: CSV, TSV, Parquet or JSON lines, or - for stdin. \\[default with --resume: the run's]",
+        show_default=False,
+    ),
+]
 
 
 @app.command("train")
 @config_options(RecommendConfig)
 def train_command(
     flags: dict,
-    data: Data,
+    data: Data = None,
     config: options.ConfigFile = None,
     runs_dir: options.RunsDir = Path("runs"),
     name: options.RunName = None,
@@ -38,14 +44,17 @@ def train_command(
     """Fit a recommender: hold out a test split, fit, evaluate, refit on everything, save the run."""
     from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
+    from mltoolkit.core.errors import UsageError
     from mltoolkit.core.runs import resumed_config
     from mltoolkit.recommend.training import train
 
     set_quiet(quiet)
     saved = resumed_config(resume, runs_dir, RECOMMEND.name)
-    cfg = resolve_config(RecommendConfig, flags, config_file=config, resumed=saved)
-    summary = train(data, cfg, runs_dir=runs_dir, name=name, resume=resume)
-    emit_json({k: summary[k] for k in ("run_dir", "model", "headline", "final", "wall_time_s")})
+    cfg = resolve_config(RecommendConfig, {**flags, "data": data}, config_file=config, resumed=saved)
+    if cfg.data is None:
+        raise UsageError("no data: pass DATA, a ratings table (or - for stdin)")
+    result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
+    emit_json({k: result.summary[k] for k in ("run_dir", "model", "headline", "final", "wall_time_s")})
 
 
 app.command("fit", help="Alias of train: fit a recommender on a ratings table.")(train_command)
@@ -64,13 +73,11 @@ def evaluate_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Precision, recall, MAP, NDCG at k, AUC and coverage, beside the popularity baseline."""
-
     from mltoolkit.core.console import emit_json, print_result, set_quiet, wants_json
-    from mltoolkit.core.runs import resolve_run_dir
     from mltoolkit.recommend.evaluation import evaluate, table_rows
 
     set_quiet(quiet)
-    result = evaluate(resolve_run_dir(run, runs_dir, RECOMMEND.name), data, k, threads)
+    result = evaluate(run, data, runs_dir=runs_dir, k=k, threads=threads)
     if wants_json(fmt):
         emit_json(result)
     else:
@@ -102,11 +109,13 @@ def predict_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Top-n items per user as CSV user,rank,item,score (or JSON lines) on stdout."""
+    from itertools import islice
+
     from mltoolkit.core.console import set_quiet
     from mltoolkit.core.errors import UsageError
     from mltoolkit.core.io import RecordWriter
-    from mltoolkit.recommend import prediction
-    from mltoolkit.recommend.serving import load_served, read_histories, read_user_ids
+    from mltoolkit.recommend.prediction import BATCH, load
+    from mltoolkit.recommend.serving import read_histories, read_user_ids
 
     set_quiet(quiet)
     if n < 1:
@@ -114,24 +123,20 @@ def predict_command(
     given = [x for x in (users_file, users, history, similar_to) if x is not None]
     if len(given) > 1:
         raise UsageError("give one of USERS_FILE, --users, --history or --similar-to")
-    bundle, config = load_served(run, runs_dir, threads)
-    if explain and not bundle.model.supports_explain:
-        raise UsageError(f"--explain is not supported by {config['model']}; use als, cosine, bm25, tfidf or ease")
-    if history is not None and not bundle.model.supports_history:
-        raise UsageError(f"--history is not supported by {config['model']}; use als, cosine, bm25, tfidf or ease")
+    predictor = load(run, runs_dir=runs_dir, threads=threads)
     if similar_to is not None:
-        records = prediction.similar_items(bundle, split_list(similar_to), n, strict)
-    elif history is not None:
-        records = prediction.recommend_histories(
-            bundle, read_histories(history, config), n, confidence_kind=config["confidence"], alpha=config["alpha"],
-            include_seen=include_seen, strict=strict, explain=explain,
-        )  # fmt: skip
+        batches = iter([predictor.similar(split_list(similar_to), n, strict=strict)])
     else:
-        ids = split_list(users) if users is not None else None
-        if ids is None:
-            ids = read_user_ids(users_file) if users_file is not None else (str(u) for u in bundle.users)
-        records = prediction.recommend_users(bundle, ids, n, include_seen=include_seen, strict=strict, explain=explain)
-    if explain and fmt == "csv":  # one readable cell: "50;181;172" rather than a JSON list in quotes
-        records = ({**r, "because": ";".join(r["because"])} for r in records)
+        if history is not None:
+            inputs = iter(read_histories(history, predictor.config))
+        elif users is not None:
+            inputs = iter(split_list(users))
+        else:
+            inputs = read_user_ids(users_file) if users_file is not None else map(str, predictor.bundle.users)
+        options = {"n": n, "include_seen": include_seen, "strict": strict, "explain": explain}
+        batches = (predictor.predict(batch, **options) for batch in iter(lambda: list(islice(inputs, BATCH)), []))
     with RecordWriter(output, fmt) as writer:
-        writer.write_all(records)
+        for records in batches:
+            if explain and fmt == "csv":  # one readable cell: "50;181;172" rather than a JSON list in quotes
+                records = [{**r, "because": ";".join(r["because"])} for r in records]
+            writer.write_all(records)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from mltoolkit.core.params import param
+from mltoolkit.core.params import RunOptions, param
 
 ModelName = Literal["als", "bpr", "cosine", "bm25", "tfidf", "ease", "popularity"]
 MODELS: tuple[str, ...] = get_args(ModelName)
@@ -42,9 +42,12 @@ def split_list(text: str) -> list[str]:
 
 
 @dataclass
-class RecommendConfig:
+class RecommendConfig(RunOptions):
     """Model hyperparameters left as None take the chosen model's default (MODEL_DEFAULTS)."""
 
+    data: str | None = param(
+        None, "Ratings table: CSV, TSV, Parquet or JSON lines, or - for stdin.", path=True, cli=False
+    )
     model: ModelName = param(
         "als", "als, bpr, cosine, bm25, tfidf (implicit's item-item kNN), ease or popularity.", short="-m"
     )

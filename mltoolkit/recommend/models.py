@@ -47,6 +47,7 @@ class Recommender:
     name = ""
     supports_history = True
     supports_explain = False
+    supports_similar = True
 
     def __init__(self, params: dict[str, Any], threads: int, seed: int, use_gpu: bool = False) -> None:
         self.params, self.threads, self.seed, self.use_gpu = params, threads, seed, use_gpu
@@ -289,6 +290,7 @@ class Popularity(Recommender):
     """Most-interacted items first: the baseline every model must beat, and the unknown-user fallback."""
 
     name = "popularity"
+    supports_similar = False
 
     def fit(self, user_items: sp.csr_matrix) -> None:
         self.counts = np.diff(user_items.tocsc().indptr).astype(np.float32)

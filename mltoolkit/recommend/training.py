@@ -17,9 +17,10 @@ import numpy as np
 
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, warn
+from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import source_name
-from mltoolkit.core.params import check_config
+from mltoolkit.core.params import absolute_paths, check_config
 from mltoolkit.core.runs import Run, start_run
 from mltoolkit.recommend import tune
 from mltoolkit.recommend.config import RecommendConfig, model_params, resolve_model_defaults
@@ -36,7 +37,7 @@ from mltoolkit.recommend.models import (
 )
 from mltoolkit.recommend.plots import plot_metrics, plot_tune
 from mltoolkit.recommend.split import split
-from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, Bundle, checkpoint, save_bundle, save_ids, save_split
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, Bundle, checkpoint, save_bundle, save_split
 from mltoolkit.techniques import RECOMMEND
 
 if TYPE_CHECKING:
@@ -138,23 +139,24 @@ def _require_positives(train: sp.csr_matrix, test: sp.csr_matrix, what: str, fra
 
 
 def train(
-    data: str,
     config: RecommendConfig,
     *,
-    runs_dir: Path = Path("runs"),
+    runs_dir: str | Path = "runs",
     name: str | None = None,
     resume: str | None = None,
-) -> dict[str, Any]:
-    """Fit a recommender on a ratings table and write a run directory; returns the summary."""
+) -> TrainResult:
+    """Fit a recommender on the ratings table ``config.data`` and write a run directory."""
     started = time.perf_counter()
+    if config.data is None:
+        raise DataError("no data: set the config's data to a ratings table (a path, or - for stdin)")
     check_config(config)  # the ranges, for callers of the Python API (the CLI has checked them already)
-    config = resolve_model_defaults(config)
+    config = resolve_model_defaults(absolute_paths(replace(config)))  # the caller's config is left as it was
     threads = thread_count(config.threads)
     use_gpu = use_gpu_for(config.model, config.device)
     interactions = load_interactions(
-        data, column_spec(config), duplicates=config.duplicates, min_rating=config.min_rating
+        config.data, column_spec(config), duplicates=config.duplicates, min_rating=config.min_rating
     )
-    source = source_name(data)
+    source = source_name(config.data)
     _check(config, interactions, source)
     holdout = _holdout(config, interactions, source)
     ratings = interactions.ratings
@@ -164,46 +166,11 @@ def train(
         RECOMMEND.name, config_dict(config), name=name or default_name, runs_dir=runs_dir, resume=resume,
         device="cuda" if use_gpu else "cpu", seed=config.seed,
     )  # fmt: skip
-    return _train_in(run, resumed, interactions, holdout, config, threads, use_gpu, started)
-
-
-def _train_in(
-    run: Run,
-    resumed: bool,
-    interactions: Interactions,
-    holdout: Holdout | None,
-    config: RecommendConfig,
-    threads: int,
-    use_gpu: bool,
-    started: float,
-) -> dict[str, Any]:
-    ratings = interactions.ratings
     if resumed:  # keep the finished --tune trials (replayed), drop the rest: it is computed again
         run.rewrite_metrics(_finished_trials(run, config.model))
-    save_ids(run.path, interactions.users, interactions.items)
     final: dict[str, Any] = {}
     if holdout is not None:
-        train_r, test_r = holdout.train, holdout.test
-        info(f"held out {test_r.nnz} of {ratings.nnz} interactions ({config.split} split, seed {config.seed})")
-        if config.tune:
-            config = _tune(run, resumed, config, holdout.folds, threads, use_gpu)
-        model, user_items, metrics, timings = fit_and_score(config, train_r, test_r, threads, use_gpu)
-        popularity = fit_popularity(train_r)
-        baseline = ranking_metrics(recommend_all(popularity, train_r, config.k), test_r, config.k)
-        final = {**with_k(metrics, config.k), **timings}
-        run.log({"phase": "test", "model": config.model, **final})
-        run.log({"phase": "test", "model": "popularity", **with_k(baseline, config.k)})
-        plot_metrics(run.plots / "metrics.png", config.model, metrics, baseline, config.k)
-        info(
-            f"test: NDCG@{config.k} {metrics['ndcg']:.4f} (popularity {baseline['ndcg']:.4f}), "
-            f"fit {timings['fit_s']:.2f} s, recommend {timings['recommend_s']:.2f} s"
-        )
-        bundle = Bundle(model, user_items, popularity, interactions.users, interactions.items)
-        save_split(run.path, train_r, test_r)
-        if config.refit:
-            save_bundle(run.path, EVAL_MODEL_FILE, bundle)
-        else:
-            save_bundle(run.path, MODEL_FILE, bundle)
+        config, final = _fit_and_test(run, resumed, interactions, holdout, config, threads, use_gpu)
     if config.refit or holdout is None:
         user_items = confidence(ratings, config.confidence, config.alpha)
         model = new_model(config, threads, use_gpu)
@@ -211,24 +178,48 @@ def _train_in(
         model.fit(user_items)
         info(f"refit on all {ratings.nnz} interactions in {time.perf_counter() - began:.2f} s")
         bundle = Bundle(model, user_items, fit_popularity(ratings), interactions.users, interactions.items)
-        save_bundle(run.path, MODEL_FILE, bundle)
+        save_bundle(checkpoint(run.path, MODEL_FILE), bundle, config_dict(config))
     run.write_config(config_dict(config))  # tuned values included
     headline = f"ndcg@{config.k}"
-    summary = {
-        "status": "completed",
-        "run_dir": str(run.path),
-        "model": config.model,
-        "users": ratings.shape[0],
-        "items": ratings.shape[1],
-        "interactions": int(ratings.nnz),
-        "headline": {"metric": headline, "value": final.get(headline)},
-        "final": final,
-        "best": final,
-        "best_checkpoint": str(checkpoint(run.path, MODEL_FILE)),
-        "wall_time_s": time.perf_counter() - started,
-    }
-    run.write_summary(summary)
-    return summary
+    return run.finish(
+        "completed", {"metric": headline, "value": final.get(headline)}, best=final, final=final,
+        wall_time_s=time.perf_counter() - started, run_dir=str(run.path), model=config.model,
+        users=ratings.shape[0], items=ratings.shape[1], interactions=int(ratings.nnz),
+        best_checkpoint=str(checkpoint(run.path, MODEL_FILE)),
+    )  # fmt: skip
+
+
+def _fit_and_test(
+    run: Run,
+    resumed: bool,
+    interactions: Interactions,
+    holdout: Holdout,
+    config: RecommendConfig,
+    threads: int,
+    use_gpu: bool,
+) -> tuple[RecommendConfig, dict[str, Any]]:
+    """(Tune,) fit on the train split, score it and popularity on the test split.
+
+    Returns the config (with --tune's values: the refit and config.json use them) and the test metrics."""
+    train_r, test_r = holdout.train, holdout.test
+    info(f"held out {test_r.nnz} of {interactions.ratings.nnz} interactions ({config.split} split, seed {config.seed})")
+    if config.tune:
+        config = _tune(run, resumed, config, holdout.folds, threads, use_gpu)
+    model, user_items, metrics, timings = fit_and_score(config, train_r, test_r, threads, use_gpu)
+    popularity = fit_popularity(train_r)
+    baseline = ranking_metrics(recommend_all(popularity, train_r, config.k), test_r, config.k)
+    final = {**with_k(metrics, config.k), **timings}
+    run.log({"phase": "test", "model": config.model, **final})
+    run.log({"phase": "test", "model": "popularity", **with_k(baseline, config.k)})
+    plot_metrics(run.plots / "metrics.png", config.model, metrics, baseline, config.k)
+    info(
+        f"test: NDCG@{config.k} {metrics['ndcg']:.4f} (popularity {baseline['ndcg']:.4f}), "
+        f"fit {timings['fit_s']:.2f} s, recommend {timings['recommend_s']:.2f} s"
+    )
+    bundle = Bundle(model, user_items, popularity, interactions.users, interactions.items)
+    save_split(run.path, train_r, test_r)
+    save_bundle(checkpoint(run.path, EVAL_MODEL_FILE if config.refit else MODEL_FILE), bundle, config_dict(config))
+    return config, final
 
 
 def _tune(
