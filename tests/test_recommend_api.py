@@ -125,3 +125,12 @@ def test_train_tensorboard_writes_event_files(mltk, tmp_path):
     example = tiny_example(tmp_path)
     summary = ok(mltk("recommend", "train", *example.train_args, "--tensorboard", "--runs-dir", tmp_path, "-q")).json()
     assert list((Path(summary["run_dir"]) / "tb").glob("events.out.tfevents.*"))
+
+
+def test_the_docs_python_example_runs(tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parents[1] / "docs" / "recommend.md").read_text()
+    section = text[text.index("## Python API") :]
+    code = section[section.index("```python\n") + 10 : section.index("```\n", section.index("```python"))]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/recommend.md", "exec"), {})
+    assert (tmp_path / "runs" / "recommend" / "ease-ratings" / "eval.json").is_file()

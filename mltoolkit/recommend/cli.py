@@ -24,6 +24,7 @@ app = typer.Typer(
 Data = Annotated[
     str | None,
     typer.Argument(
+        metavar="DATA",
         help="Ratings table: CSV, TSV, Parquet or JSON lines, or - for stdin. \\[default with --resume: the run's]",
         show_default=False,
     ),
@@ -125,7 +126,7 @@ def predict_command(
         raise UsageError("give one of USERS_FILE, --users, --history or --similar-to")
     predictor = load(run, runs_dir=runs_dir, threads=threads)
     if similar_to is not None:
-        batches = iter([predictor.similar(split_list(similar_to), n, strict=strict)])
+        batches = [predictor.similar(split_list(similar_to), n, strict=strict)]
     else:
         if history is not None:
             inputs = iter(read_histories(history, predictor.config))
@@ -134,7 +135,8 @@ def predict_command(
         else:
             inputs = read_user_ids(users_file) if users_file is not None else map(str, predictor.bundle.users)
         options = {"n": n, "include_seen": include_seen, "strict": strict, "explain": explain}
-        batches = (predictor.predict(batch, **options) for batch in iter(lambda: list(islice(inputs, BATCH)), []))
+        chunks = iter(lambda: list(islice(inputs, BATCH)), [])  # BATCH inputs at a time until none is left
+        batches = (predictor.predict(chunk, **options) for chunk in chunks)
     with RecordWriter(output, fmt) as writer:
         for records in batches:
             if explain and fmt == "csv":  # one readable cell: "50;181;172" rather than a JSON list in quotes
