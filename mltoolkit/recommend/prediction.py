@@ -76,10 +76,12 @@ class Recommendations:
         if histories and not model.supports_history:
             raise UsageError(f"--history is not supported by {model.name}; use als, cosine, bm25, tfidf or ease")
         options = {"include_seen": include_seen, "strict": strict, "explain": explain}
-        found = dict(zip(users, _for_users(self.bundle, list(users.values()), n, **options)))
-        alpha, kind = self.config["alpha"], self.config["confidence"]
-        found.update(zip(histories, _for_histories(self.bundle, list(histories.values()), n, kind, alpha, **options)))
-        return [record for position in range(len(batch)) for record in found[position]]
+        kind, alpha = self.config["confidence"], self.config["alpha"]
+        # both generators run to their end, where they sum up the unknown ids in one warning
+        found = list(_for_users(self.bundle, list(users.values()), n, **options))
+        found += _for_histories(self.bundle, list(histories.values()), n, kind, alpha, **options)
+        by_position = dict(zip([*users, *histories], found))
+        return [record for position in range(len(batch)) for record in by_position[position]]
 
     def similar(self, items: Sequence[Any], n: int = 10, *, strict: bool = False) -> list[dict[str, Any]]:
         """Records ``item, rank, similar, score``: the ``n`` items most like each known item."""
@@ -114,7 +116,7 @@ class Recommendations:
                 "history": model.supports_history,
                 "explain": model.supports_explain,
                 "similar": model.supports_similar,
-            },  # fmt: skip
+            },
         }
 
 
