@@ -108,6 +108,13 @@ def test_bad_options_and_unsupported_requests(trained, tmp_path):
     assert recommend.load(popularity.run_dir).metadata()["supports"]["similar"] is False
 
 
+def test_unknown_users_are_summed_up_in_one_warning(trained, capsys):
+    records = recommend.load(trained.run_dir).predict([f"x{i}" for i in range(7)] + ["u0"], n=1)
+    assert [r["user"] for r in records] == [f"x{i}" for i in range(7)] + ["u0"]
+    err = capsys.readouterr().err
+    assert err.count("unknown user 'x") == 5 and "7 unknown users in all" in err
+
+
 def test_metadata_names_what_a_client_needs(trained):
     meta = recommend.load(trained.run_dir).metadata()
     assert {"technique", "run", "mltk_version", "model", "users", "items", "input", "supports"} <= set(meta)
