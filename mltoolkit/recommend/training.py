@@ -145,7 +145,11 @@ def train(
     name: str | None = None,
     resume: str | None = None,
 ) -> TrainResult:
-    """Fit a recommender on the ratings table ``config.data`` and write a run directory."""
+    """Fit a recommender on the ratings table ``config.data`` and write a run directory.
+
+    ``resume`` reopens that run with ``config`` as given (the CLI layers the run's saved config under the
+    new flags): its finished --tune trials are replayed, the rest (test, refit) is computed again.
+    """
     started = time.perf_counter()
     if config.data is None:
         raise DataError("no data: set the config's data to a ratings table (a path, or - for stdin)")
