@@ -55,7 +55,6 @@ def _export(request: Request) -> dict[str, Any]:
         from mltoolkit.export import neural
 
         source = adapter.source(request.run_dir)
-        source.metadata.update(technique=request.technique, run=request.run_dir.name, mltk_version=__version__)
         return {**neural.export(source, request), "notes": source.notes}
     return adapter.export(request)
 

@@ -39,7 +39,7 @@ def export(request: Request) -> dict[str, Any]:
     model = load(request.run_dir)
     real = sample_rows(model, SAMPLE)
     random = shuffled_columns(real) if len(real) else synthetic_rows(model.schema, SAMPLE)
-    metadata = describe(model, request.run_dir)
+    metadata = {**request.provenance(), **describe(model)}
     with atomic_path(request.output) as tmp:
         _write(model, tmp, request.opset, metadata)
         function = OnnxFunction(tmp)
@@ -53,7 +53,7 @@ def export(request: Request) -> dict[str, Any]:
     return {"parity": checks, "metadata": metadata, "notes": notes}
 
 
-def describe(model: Any, run_dir: Path) -> dict[str, Any]:
+def describe(model: Any) -> dict[str, Any]:
     schema = model.schema
     width = schema.sparse_width or len(schema.features)
     return {
@@ -160,5 +160,10 @@ class OnnxModel:
 
 
 def onnx_model(run_dir: Path, threads: int | None = None) -> OnnxModel:
-    model = load(run_dir)
-    return OnnxModel(run_dir, model.schema, OnnxFunction(find_export(run_dir, "onnx"), threads))
+    """The run's newest ONNX export as a drop-in for ``boost.score.load_model``'s ``Model`` (LightGBM not loaded)."""
+    from mltoolkit.boost.booster import SCHEMA_FILE
+    from mltoolkit.boost.schema import Schema
+    from mltoolkit.core.io import read_json
+
+    schema = Schema.from_dict(read_json(run_dir / SCHEMA_FILE))
+    return OnnxModel(run_dir, schema, OnnxFunction(find_export(run_dir, "onnx"), threads))

@@ -86,7 +86,9 @@ def export(source: TorchSource, request: Request) -> dict[str, Any]:
     reference = source.wrapped()
     example = torch.from_numpy(_batch_of(source.real, request.batch or 2))
     metadata = {
+        **request.provenance(),
         **source.metadata,
+        "input_shape": [request.batch or "batch", *source.metadata["input_shape"][1:]],
         "input_name": source.input_name,
         "output_name": "labels" if request.labels else source.output_name,
         "batch": request.batch or "dynamic",
@@ -168,7 +170,9 @@ def _write_torchscript(module: nn.Module, example: torch.Tensor, path: Path, met
 
 
 def _torchscript_function(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    loaded = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice
+        loaded = torch.jit.load(str(path), map_location="cpu")
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

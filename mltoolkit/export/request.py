@@ -23,6 +23,12 @@ class Request:
     half: bool = False
     labels: bool = False
 
+    def provenance(self) -> dict[str, str]:
+        """The metadata every exported file carries about where it came from."""
+        from mltoolkit import __version__
+
+        return {"technique": self.technique, "run": self.run_dir.name, "mltk_version": __version__}
+
 
 def parse_batch(text: str) -> int | None:
     """``dynamic`` or a positive batch size baked into the graph."""
@@ -46,22 +52,23 @@ def make_request(
     force: bool = False,
 ) -> Request:
     """Resolve the run and the output file; refuse a format the technique cannot write, or an existing file."""
+    fixed_batch = parse_batch(batch)
+    if opset is not None and not 7 <= opset <= 30:
+        raise UsageError(f"--opset must be between 7 and 30 (got {opset})")
     run_dir = resolve_run_dir(run, runs_dir)
     technique = Run(run_dir).technique
     formats = get(technique).exports
     if fmt not in formats:
         can = ", ".join(formats) if formats else "none"
-        raise DataError(f"a {technique} run cannot be exported as {fmt}; it exports as: {can}")
+        raise DataError(f"{technique} runs cannot be exported as {fmt}; they export as: {can}")
     if labels and technique != "segment":
         raise UsageError("--labels is for segment runs (argmax labels instead of class scores)")
-    if opset is not None and not 7 <= opset <= 30:
-        raise UsageError(f"--opset must be between 7 and 30 (got {opset})")
     target = Path(output) if output is not None else default_output(run_dir, fmt, half, labels)
     if target.is_dir():
         raise DataError(f"--output {target}: is a directory; give a file name")
     if target.exists() and not force:
         raise DataError(f"{target}: already exists; pass --force to overwrite it")
-    return Request(run_dir, technique, fmt, target, opset, parse_batch(batch), half, labels)
+    return Request(run_dir, technique, fmt, target, opset, fixed_batch, half, labels)
 
 
 def default_output(run_dir: Path, fmt: str, half: bool, labels: bool) -> Path:

@@ -57,15 +57,15 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
     return decoded
 
 
-def find_export(run_dir: Path, fmt: str = "onnx", **variant: Any) -> Path:
-    """The newest passing export of ``run_dir`` in ``fmt`` (and variant, e.g. ``labels=False``) still on disk."""
+def find_export(run_dir: Path, fmt: str = "onnx") -> Path:
+    """The newest passing plain export of ``run_dir`` in ``fmt`` still on disk: fp32, dynamic batch, class
+    scores (not ``--labels``), so that it runs the same inputs as the technique's own predict."""
+    plain = {"format": fmt, "ok": True, "half": False, "labels": False, "batch": "dynamic"}
     for entry in reversed(read_exports(run_dir)):
-        if entry.get("format") != fmt or not entry.get("ok"):
-            continue
-        if any(entry.get(key, False) != value for key, value in variant.items()):
+        if any(entry.get(key) != value for key, value in plain.items()):
             continue
         path = Path(entry["path"])
         path = path if path.is_absolute() else run_dir / path
         if path.is_file():
             return path
-    raise DataError(f"{run_dir}: no {fmt} export; run `mltk export {run_dir} --format {fmt}` first")
+    raise DataError(f"{run_dir}: no plain {fmt} export; run `mltk export {run_dir} --format {fmt}` first")

@@ -91,6 +91,6 @@ class OnnxSegmenter:
 
 def onnx_segmenter(run_dir: Path, threads: int | None = None) -> OnnxSegmenter:
     """The newest ONNX export of class scores (not ``--labels``: predict upsamples scores before the argmax)."""
-    function = OnnxFunction(find_export(run_dir, "onnx", labels=False), threads)
+    function = OnnxFunction(find_export(run_dir, "onnx"), threads)
     _, _, height, width = function.metadata["input_shape"]
     return OnnxSegmenter(function, (int(height), int(width)))
