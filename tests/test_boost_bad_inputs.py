@@ -250,3 +250,25 @@ def test_resume_after_ctrl_c_in_lightgbm_loses_no_round_and_refuses_a_changed_mo
     rounds = [row["round"] for row in map(json.loads, (runs / "boost/t/metrics.jsonl").read_text().splitlines())]
     assert rounds == list(range(1, 26))  # round 12 included, and the new total honoured
     assert (runs / "boost/t/model.txt").read_text().count("Tree=") == 25
+
+
+@pytest.mark.parametrize(("damaged", "content"), [("interrupted.txt", b"tree\nversion=v4\n"), ("resume.json", b"[]")])
+def test_resuming_from_a_damaged_checkpoint_is_exit_3(mltk, tmp_path, table, monkeypatch, damaged, content):
+    from mltoolkit.boost import training
+
+    original = training.RoundLogger.__call__
+
+    def interrupt_at_round_5(self, env):
+        original(self, env)
+        if env.iteration + 1 == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.RoundLogger, "__call__", interrupt_at_round_5)
+    runs = tmp_path / "runs"
+    flags = ["--target", "y", "--valid-fraction", "0", *QUICK]
+    assert mltk("boost", "train", table, *flags, "--runs-dir", runs).exit_code == 130
+    monkeypatch.setattr(training.RoundLogger, "__call__", original)
+    (runs / "boost" / "t" / "checkpoints" / damaged).write_bytes(content)
+    before = (runs / "boost" / "t" / "summary.json").read_text()
+    fails(mltk("boost", "train", "--resume", "latest", "--runs-dir", runs), 3, damaged)
+    assert (runs / "boost" / "t" / "summary.json").read_text() == before, "refused, yet the run was reopened"

@@ -81,7 +81,7 @@ def train_command(
     if cfg.lightgbm_config and saved is None:  # the train.conf sits under --config and the typed flags
         conf = config_from_lightgbm(cfg.lightgbm_config)
         cfg = resolve_config(BoostConfig, flags, config_file=config, base=conf)
-    if params:  # --param adds to (and overrides) the parameters of a config file or the resumed run
+    if params:  # --param adds to (and overrides) the parameters of a config file or a train.conf
         cfg.params = [*cfg.params, *params]
     emit_json(train(cfg, runs_dir=runs_dir, name=name, resume=resume))
 

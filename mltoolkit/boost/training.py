@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mltoolkit.boost import tune as tuning
-from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, lightgbm, load_booster
+from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_model_file, lightgbm, load_booster
 from mltoolkit.boost.data import Table, read_data
 from mltoolkit.boost.metrics import HEADLINE
 from mltoolkit.boost.params import BoostConfig, check_config, lightgbm_params
@@ -280,6 +280,9 @@ def _resume_state(resume: str, runs_dir: str | Path, cfg: BoostConfig) -> dict[s
     if not state_file.exists():
         raise DataError(f"{run_dir}: nothing to resume (no interrupted model in checkpoints/)")
     state, saved = read_json(state_file), read_json(run_dir / "config.json")
+    if not isinstance(state, dict) or not {"phase", "rounds_done", "rounds_total", "params"} <= state.keys():
+        raise DataError(f"{state_file}: damaged resume state (not what an interrupted train wrote)")
+    check_model_file(run_dir / "checkpoints" / CHECKPOINT)  # before the run is reopened
     may_change = ("threads", "num_rounds") if state["phase"] == "fit" else ("threads",)
     changed = [key for key, value in config_dict(cfg).items() if key not in may_change and saved.get(key) != value]
     if changed:
