@@ -18,6 +18,7 @@ class Technique:
     package: str  # mltoolkit.<name>: its __init__ is the Python API, its cli.py the sub-app
     config: str  # "module:Class" of the config dataclass whose fields are the train options
     exports: tuple[str, ...] = ()  # the formats `mltk export` writes for it (docs/export.md)
+    serves: str = ""  # what `mltk serve` decodes a request into: image, rows, observations or users (docs/serve.md)
 
     def cli(self) -> Any:
         """The technique's Typer sub-app (imports only typer: ``mltk --help`` stays fast)."""
@@ -29,12 +30,12 @@ class Technique:
 
 
 _GRAPHS = ("onnx", "torchscript")
-RL = Technique("rl", "mltoolkit.rl", "mltoolkit.rl.config:DQNConfig", _GRAPHS)
-TRANSFER = Technique("transfer", "mltoolkit.transfer", "mltoolkit.transfer.config:TransferConfig", _GRAPHS)
-BOOST = Technique("boost", "mltoolkit.boost", "mltoolkit.boost.params:BoostConfig", ("onnx",))
-SEGMENT = Technique("segment", "mltoolkit.segment", "mltoolkit.segment.config:SegmentConfig", _GRAPHS)
+RL = Technique("rl", "mltoolkit.rl", "mltoolkit.rl.config:DQNConfig", _GRAPHS, "observations")
+TRANSFER = Technique("transfer", "mltoolkit.transfer", "mltoolkit.transfer.config:TransferConfig", _GRAPHS, "image")
+BOOST = Technique("boost", "mltoolkit.boost", "mltoolkit.boost.params:BoostConfig", ("onnx",), "rows")
+SEGMENT = Technique("segment", "mltoolkit.segment", "mltoolkit.segment.config:SegmentConfig", _GRAPHS, "image")
 RECOMMEND = Technique(
-    "recommend", "mltoolkit.recommend", "mltoolkit.recommend.config:RecommendConfig", ("npz", "parquet")
+    "recommend", "mltoolkit.recommend", "mltoolkit.recommend.config:RecommendConfig", ("npz", "parquet"), "users"
 )
 
 TECHNIQUES = (RL, TRANSFER, BOOST, SEGMENT, RECOMMEND)
