@@ -19,6 +19,7 @@ from mltoolkit import __version__
 from mltoolkit.core import options
 from mltoolkit.core.errors import MltkError, Terminated
 from mltoolkit.export.cli import export_command
+from mltoolkit.serve.cli import serve_command
 from mltoolkit.techniques import TECHNIQUES
 
 
@@ -81,6 +82,7 @@ for _technique in TECHNIQUES:
 runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.command("export")(export_command)
+app.command("serve")(serve_command)
 
 
 def _version(value: bool) -> None:
