@@ -44,8 +44,15 @@ def serve_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No status lines and no per-request log lines.")] = False,
 ) -> None:
     """Serve a run's model over HTTP: /predict, /health, /ready, /metadata, /metrics, /docs and a page at /."""
+    from importlib.util import find_spec
+
     from mltoolkit.core.console import set_quiet
     from mltoolkit.core.device import available_cores
+    from mltoolkit.core.errors import ResourceError
+
+    missing = [name for name in ("fastapi", "uvicorn", "prometheus_client", "multipart") if find_spec(name) is None]
+    if missing:
+        raise ResourceError(f"{', '.join(missing)} not installed (needed by mltk serve); pip install 'mltk[serve]'")
     from mltoolkit.serve.app import Settings
     from mltoolkit.serve.server import serve
 
