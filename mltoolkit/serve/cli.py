@@ -28,7 +28,8 @@ def serve_command(
     token_env: Annotated[
         str | None,
         typer.Option(
-            "--token-env", metavar="VAR",
+            "--token-env",
+            metavar="VAR",
             help="Require 'Authorization: Bearer <value of $VAR>' on every request but /health.",
         ),
     ] = None,  # fmt: skip
