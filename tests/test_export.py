@@ -140,7 +140,7 @@ def test_rl_onnx_and_torchscript_match_the_policy(mltk, rl_run, monkeypatch):
 
     lines = "\n".join(json.dumps(o.tolist()) for o in observations("CartPole-v1", 20, seed=3)) + "\n"
     plain = ok(mltk("rl", "predict", rl_run, "--q-values", input=lines)).jsonl()
-    monkeypatch.setattr("mltoolkit.rl.policy.load_policy", lambda run, runs_dir: onnx_policy(Path(run)))
+    monkeypatch.setattr("mltoolkit.rl.policy.load_policy", onnx_policy)
     served = ok(mltk("rl", "predict", rl_run, "--q-values", input=lines)).jsonl()
     assert [r["action"] for r in served] == [r["action"] for r in plain]
     assert np.allclose([r["q_values"] for r in served], [r["q_values"] for r in plain], atol=1e-5)
@@ -224,7 +224,7 @@ def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, bo
     from mltoolkit.export.boost import onnx_model
 
     plain = ok(mltk("boost", "predict", boost_run, table, "--proba")).stdout
-    monkeypatch.setattr("mltoolkit.boost.score.load_model", lambda run, runs_dir: onnx_model(Path(run)))
+    monkeypatch.setattr("mltoolkit.boost.score.load_model", onnx_model)
     served = ok(mltk("boost", "predict", boost_run, table, "--proba")).stdout
     plain_rows, served_rows = list(csv.DictReader(io.StringIO(plain))), list(csv.DictReader(io.StringIO(served)))
     assert [r["prediction"] for r in served_rows] == [r["prediction"] for r in plain_rows]

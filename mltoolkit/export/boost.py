@@ -20,7 +20,7 @@ from mltoolkit.core.io import atomic_path
 from mltoolkit.export import parity
 from mltoolkit.export.neural import encode_metadata
 from mltoolkit.export.request import Request
-from mltoolkit.export.runtime import OnnxFunction, find_export
+from mltoolkit.export.runtime import OnnxFunction, open_export
 
 SAMPLE = 256  # table rows for the parity check
 CLASSIFICATION = ("binary", "multiclass")
@@ -159,11 +159,11 @@ class OnnxModel:
         return (out if self.schema.task == "multiclass" else out[:, 0]).astype(np.float64)
 
 
-def onnx_model(run_dir: Path, threads: int | None = None) -> OnnxModel:
-    """The run's newest ONNX export as a drop-in for ``boost.score.load_model``'s ``Model`` (LightGBM not loaded)."""
+def onnx_model(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxModel:
+    """The run's newest ONNX export as a drop-in for ``boost.score.load_model(run, runs_dir)`` (no LightGBM)."""
     from mltoolkit.boost.booster import SCHEMA_FILE
     from mltoolkit.boost.schema import Schema
     from mltoolkit.core.io import read_json
 
-    schema = Schema.from_dict(read_json(run_dir / SCHEMA_FILE))
-    return OnnxModel(run_dir, schema, OnnxFunction(find_export(run_dir, "onnx"), threads))
+    run_dir, function = open_export(run, runs_dir, "boost", threads)
+    return OnnxModel(run_dir, Schema.from_dict(read_json(run_dir / SCHEMA_FILE)), function)

@@ -8,18 +8,14 @@ from typing import Annotated
 import typer
 
 from mltoolkit.core import options
+from mltoolkit.techniques import TECHNIQUES
+
+_FORMATS = "; ".join(f"{t.name} {' or '.join(t.exports)}" for t in TECHNIQUES)  # from the registry
 
 
 def export_command(
     run: options.RunRef,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            "-f",
-            help="onnx or torchscript (rl, transfer, segment); onnx (boost); npz or parquet (recommend).",
-        ),
-    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help=f"What to write: {_FORMATS}.")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="The file to write. \\[default: RUN/export/model.<ext>]")
     ] = None,

@@ -84,7 +84,7 @@ def export(source: TorchSource, request: Request) -> dict[str, Any]:
     """Write ``request.output`` and return the parity figures; exit 3 (nothing written) when they fail."""
     module = source.wrapped(request.labels, request.half)
     reference = source.wrapped()
-    example = torch.from_numpy(_batch_of(source.real, request.batch or 2))
+    example = torch.from_numpy(_batch_of(source.real if len(source.real) else source.random, request.batch or 2))
     metadata = {
         **request.provenance(),
         **source.metadata,

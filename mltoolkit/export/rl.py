@@ -10,7 +10,7 @@ import numpy as np
 
 from mltoolkit.core.errors import DataError
 from mltoolkit.export.neural import TorchSource
-from mltoolkit.export.runtime import OnnxFunction, find_export
+from mltoolkit.export.runtime import OnnxFunction, open_export
 
 SAMPLE = 64  # observations played in the run's environment for the parity check
 
@@ -74,9 +74,9 @@ class OnnxPolicy:
         return self.q_values(obs).argmax(axis=1)
 
 
-def onnx_policy(run_dir: Path, threads: int | None = None) -> OnnxPolicy:
-    """The run's newest ONNX export as a drop-in for ``rl.policy.load_policy``'s ``Policy``."""
-    path = find_export(run_dir, "onnx")
-    function = OnnxFunction(path, threads)
+def onnx_policy(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxPolicy:
+    """The run's newest ONNX export as a drop-in for ``rl.policy.load_policy(run, runs_dir)``."""
+    run_dir, function = open_export(run, runs_dir, "rl", threads)
     meta = function.metadata
-    return OnnxPolicy(function, meta["env"], int(meta["input_shape"][1]), int(meta["n_actions"]), path, run_dir)
+    obs_dim, n_actions = int(meta["input_shape"][1]), int(meta["n_actions"])
+    return OnnxPolicy(function, meta["env"], obs_dim, n_actions, function.path, run_dir)

@@ -57,6 +57,16 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
     return decoded
 
 
+def open_export(
+    run: str | Path, runs_dir: str | Path, technique: str, threads: int | None = None
+) -> tuple[Path, OnnxFunction]:
+    """``(run directory, its newest plain ONNX export)`` for a RUN argument, as predict commands take it."""
+    from mltoolkit.core.runs import resolve_run_dir
+
+    run_dir = resolve_run_dir(run, runs_dir, technique)
+    return run_dir, OnnxFunction(find_export(run_dir, "onnx"), threads)
+
+
 def find_export(run_dir: Path, fmt: str = "onnx") -> Path:
     """The newest passing plain export of ``run_dir`` in ``fmt`` still on disk: fp32, dynamic batch, class
     scores (not ``--labels``), so that it runs the same inputs as the technique's own predict."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from mltoolkit.core.errors import DataError
 from mltoolkit.export.neural import TorchSource
-from mltoolkit.export.runtime import OnnxFunction, find_export
+from mltoolkit.export.runtime import OnnxFunction, open_export
 
 SAMPLE = 4  # real validation images for the parity check
 
@@ -89,8 +89,8 @@ class OnnxSegmenter:
         return torch.from_numpy(self.function(np.stack([pixels(image, self.size) for image in images])))
 
 
-def onnx_segmenter(run_dir: Path, threads: int | None = None) -> OnnxSegmenter:
+def onnx_segmenter(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxSegmenter:
     """The newest ONNX export of class scores (not ``--labels``: predict upsamples scores before the argmax)."""
-    function = OnnxFunction(find_export(run_dir, "onnx"), threads)
+    _, function = open_export(run, runs_dir, "segment", threads)
     _, _, height, width = function.metadata["input_shape"]
     return OnnxSegmenter(function, (int(height), int(width)))

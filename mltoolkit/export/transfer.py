@@ -14,7 +14,7 @@ import numpy as np
 
 from mltoolkit.core.errors import DataError
 from mltoolkit.export.neural import TorchSource
-from mltoolkit.export.runtime import OnnxFunction, find_export
+from mltoolkit.export.runtime import OnnxFunction, open_export
 
 SAMPLE = 8  # real images for the parity check
 
@@ -85,10 +85,11 @@ class OnnxClassifier:
         return torch.from_numpy(self.function(np.ascontiguousarray(pixels.numpy())))
 
 
-def onnx_classifier(run_dir: Path, threads: int | None = None) -> OnnxClassifier:
+def onnx_classifier(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxClassifier:
+    """The run's newest ONNX export, with the transform that makes its input from an image file."""
     from mltoolkit.transfer.data import Preprocessing
 
-    function = OnnxFunction(find_export(run_dir, "onnx"), threads)
+    _, function = open_export(run, runs_dir, "transfer", threads)
     meta = function.metadata
     norm = meta["normalization"]
     pre = Preprocessing(meta["crop_size"], meta["resize_size"], norm["mean"], norm["std"], meta["interpolation"])
