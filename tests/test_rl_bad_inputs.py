@@ -58,6 +58,12 @@ def test_learning_that_could_never_start_is_refused(mltk, tmp_path):
     assert _nothing_written(tmp_path)
 
 
+def test_a_diverging_run_stops_with_exit_3_instead_of_training_on_nan(mltk, tmp_path):
+    fails(
+        mltk("rl", "train", "--runs-dir", tmp_path, *TINY, "--learning-rate", "1e30"), 3, "diverged", "--learning-rate"
+    )
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "fits"),
     [("--buffer-size", "1000000000000", "--buffer-size"), ("--hidden", "100000,100000", "--hidden")],

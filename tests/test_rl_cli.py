@@ -120,6 +120,15 @@ def test_python_predict_names_the_expected_and_the_given_length(trained):
         rl.predict(trained, [[0.0, 1.0]])
 
 
+def test_a_diverged_policy_is_refused_not_served_as_null_q_values(mltk, trained, tmp_path):
+    import torch
+
+    checkpoint = torch.load(trained / "checkpoints" / "best.pt", weights_only=True)
+    next(iter(checkpoint["state"]["online"].values())).fill_(float("nan"))
+    torch.save(checkpoint, tmp_path / "diverged.pt")
+    fails(mltk("rl", "predict", tmp_path / "diverged.pt", "--q-values", input="[0, 0, 0, 0]\n"), 3, "NaN")
+
+
 @pytest.mark.parametrize(("flag", "value"), [("--seed", "-1"), ("--episodes", "0")])
 def test_evaluate_refuses_meaningless_values(mltk, trained, flag, value):
     fails(mltk("rl", "evaluate", trained, flag, value), 3, flag, value)

@@ -59,5 +59,7 @@ def load_policy(ref: str | Path, runs_dir: str | Path = "runs") -> Policy:
     except (KeyError, TypeError, RuntimeError) as exc:
         reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
         raise DataError(f"{path}: not a DQN policy checkpoint ({reason})") from None
+    if not all(torch.isfinite(p).all() for p in network.parameters()):
+        raise DataError(f"{path}: the Q-network holds NaN or infinite weights (training diverged)")
     network.eval()
     return Policy(network, env_id, state["obs_dim"], state["n_actions"], path, run_dir)

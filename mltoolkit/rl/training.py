@@ -9,6 +9,7 @@ so the saved policy really solves the task rather than having been lucky on a fe
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from pathlib import Path
@@ -151,6 +152,7 @@ def train(
                 if _crossed(before, state.step, config.log_every):
                     record = _train_record(state, epsilon, loss, q_mean)
                     run.log(record)
+                    _stop_if_diverged(record)
                     now = time.perf_counter()
                     bar.update(
                         state.step,
@@ -170,6 +172,15 @@ def train(
         envs.close()
     status = "solved" if state.solved else "completed"
     return _finish(run, config, state, status, target_return, time.perf_counter() - started)
+
+
+def _stop_if_diverged(record: dict[str, Any]) -> None:
+    """A NaN or infinite loss never recovers: every later update is NaN too, so stop instead of training on."""
+    if not math.isfinite(record.get("loss", 0.0)):
+        raise DataError(
+            f"training diverged at step {record['step']} (loss {record['loss']}): lower --learning-rate "
+            "or --max-grad-norm (a best.pt already written predates it)"
+        )
 
 
 def _train_record(state: Counters, epsilon: float, loss: Any, q_mean: Any) -> dict[str, Any]:
