@@ -35,7 +35,7 @@ from mltoolkit.techniques import RL
 
 def _crossed(before: int, after: int, every: int) -> bool:
     """Did the step counter pass a multiple of ``every`` (vector envs advance it by ``num_envs``)?"""
-    return every > 0 and after // every > before // every
+    return after // every > before // every
 
 
 def eval_seed(seed: int, evaluation: int, confirm: bool = False) -> int:
