@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Route
 
 from mltoolkit import __version__
 from mltoolkit.core.contract import Predictor
@@ -64,10 +65,9 @@ def create_app(predictor: Predictor, kind: str, settings: Settings = Settings())
         description=f"POST /predict takes {EXPECTED[kind]}. Options go in the query string.",
     )  # fmt: skip
     _add_error_handlers(app)
-    body_doc = {"requestBody": {"required": True, "description": EXPECTED[kind], "content": _body_types(kind)}}
+    _document_predict(app, kind)
 
-    @app.post("/predict", openapi_extra=body_doc, summary="Predict: the records `mltk predict` prints")
-    async def predict(request: Request) -> Response:
+    async def predict(request: Request) -> Response:  # a plain Starlette route: no per-request dependency solving
         parsed = await parse(kind, request)
         unknown = sorted(set(parsed.options) - accepted)
         if unknown:
@@ -75,6 +75,8 @@ def create_app(predictor: Predictor, kind: str, settings: Settings = Settings())
         overlay = bool(parsed.options.pop("overlay", False))
         records = await batcher.submit(parsed.inputs, {**strict, **parsed.options})
         return _json_bytes(response_body(records, parsed.inputs if overlay else None))
+
+    app.router.routes.insert(0, Route("/predict", predict, methods=["POST"]))  # first: the route matched most
 
     if callable(getattr(predictor, "similar", None)):
 
@@ -118,6 +120,23 @@ def _keyword_options(predict: Any) -> set[str]:
     """The keyword options ``predict`` takes (what a client may pass besides the inputs)."""
     parameters = list(inspect.signature(predict).parameters.values())[1:]
     return {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _document_predict(app: FastAPI, kind: str) -> None:
+    """Add ``POST /predict`` (a plain route, which FastAPI does not describe) to the OpenAPI schema at /docs."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            body = {"required": True, "description": EXPECTED[kind], "content": _body_types(kind)}
+            answer = {"description": '{"predictions": [record, ...]}: the records `mltk predict` prints'}
+            errors = {"description": '{"error": "..."}: what was wrong with the request'}
+            post = {"summary": "Predict", "requestBody": body, "responses": {"200": answer, "4XX": errors}}
+            schema["paths"]["/predict"] = {"post": post}
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _body_types(kind: str) -> dict[str, Any]:

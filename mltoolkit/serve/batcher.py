@@ -6,20 +6,26 @@ for a torch model; one model never used by two threads at once). While that call
 queue, so under load batches fill without waiting. A grouped call that fails is retried request by request,
 so one client's bad row is that client's error only.
 
-Kinds whose records do not map one-to-one to inputs (``grouped=False``) still run on the worker thread, one
-request per call.
+A model whose calls are cheaper than a thread hand-off (LightGBM on a few rows: tens of microseconds, while
+waking the worker thread and taking the GIL back costs more on a busy machine) is called on the event loop
+itself and does not wait for a batch to fill: the batcher times each call per input and decides per batch.
+
+Kinds whose records do not map one-to-one to inputs (``grouped=False``) run one request per call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 Predict = Callable[..., list[dict[str, Any]]]
+INLINE_S = 0.0005  # a call expected to take less runs on the event loop and waits for no batch
+SMOOTHING = 0.2  # weight of the latest call in the running seconds-per-input estimate
 
 
 @dataclass
@@ -43,6 +49,7 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mltk-predict")
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
+        self.per_input = float("inf")  # running estimate of predict's seconds per input; unknown until timed
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
@@ -81,7 +88,7 @@ class MicroBatcher:
                 pending = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - asyncio.get_running_loop().time()
-                if left <= 0:
+                if left <= 0 or self._cheap(size):
                     break
                 try:
                     pending = await asyncio.wait_for(self.queue.get(), left)
@@ -91,10 +98,26 @@ class MicroBatcher:
             size += len(pending.inputs)
         return batch
 
+    def _cheap(self, size: int) -> bool:
+        return self.per_input * size < INLINE_S
+
+    def _timed(self, inputs: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
+        start = time.perf_counter()
+        records = self.predict(inputs, **options)
+        latest = (time.perf_counter() - start) / max(1, len(inputs))
+        self.per_input = (
+            latest if self.per_input == float("inf") else (1 - SMOOTHING) * self.per_input + SMOOTHING * latest
+        )
+        return records
+
     async def _run(self, group: list[_Pending]) -> None:
         inputs = [x for pending in group for x in pending.inputs]
+        options = group[0].options
         try:
-            outcome: list[dict[str, Any]] | Exception = await self.call(self.predict, inputs, **group[0].options)
+            if self._cheap(len(inputs)):
+                outcome: list[dict[str, Any]] | Exception = self._timed(inputs, options)
+            else:
+                outcome = await self.call(self._timed, inputs, options)
         except Exception as exc:
             outcome = exc
         if len(group) > 1 and (isinstance(outcome, Exception) or len(outcome) != len(inputs)):

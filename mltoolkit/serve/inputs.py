@@ -48,7 +48,7 @@ class Parsed:
 
 async def parse(kind: str, request: Request) -> Parsed:
     """The inputs and options of a ``POST /predict`` for a model of input ``kind``."""
-    options = {key: option_value(value) for key, value in request.query_params.items()}
+    options = {k: option_value(v) for k, v in request.query_params.items()} if request.scope["query_string"] else {}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "image" and content_type == "multipart/form-data":
         return await _form(request, options)
