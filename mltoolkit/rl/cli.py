@@ -2,7 +2,7 @@
 
 Thin commands over ``mltoolkit.rl``: parse the flags, call the API, print the result. ``train``'s
 options are ``DQNConfig``'s fields; one not typed arrives as ``None``, so the preset, a ``--config``
-file or a resumed run decides.
+file or a resumed run decides. ``predict`` prints what ``rl.load(run).predict`` returns.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import typer
 from mltoolkit.core import options
 from mltoolkit.core.params import config_options
 from mltoolkit.rl.config import DQNConfig
+from mltoolkit.techniques import RL
 
 app = typer.Typer(help="Deep Q-learning (DQN) on gymnasium environments.", no_args_is_help=True)
 
@@ -37,12 +38,16 @@ def train_command(
     """Train a DQN agent; prints one JSON line (run_dir, best evaluation return, steps) when done."""
     from mltoolkit import rl
     from mltoolkit.core.console import emit_json, set_quiet
+    from mltoolkit.core.runs import resumed_config
+    from mltoolkit.rl.config import dqn_config
 
     set_quiet(quiet)
-    summary = rl.train(config_file=config, runs_dir=runs_dir, name=name, resume=resume, **flags)
+    resolved = dqn_config(flags, config, resumed_config(resume, runs_dir, RL.name))
+    result = rl.train(resolved, runs_dir=runs_dir, name=name, resume=resume)
+    summary = result.summary
     emit_json(
         {
-            "run_dir": summary["run_dir"],
+            "run_dir": str(result.run_dir),
             "status": summary["status"],
             "best_eval_return": summary["best"]["eval_return"],
             "best_step": summary["best"]["step"],
@@ -88,15 +93,14 @@ def predict_command(
     runs_dir: options.RunsDir = Path("runs"),
 ) -> None:
     """Greedy action for each observation line, streamed as it arrives: {"action": A} per line."""
-    from mltoolkit.core.device import set_threads
-    from mltoolkit.core.io import RecordWriter, iter_lines, source_name
-    from mltoolkit.rl.policy import load_policy
-    from mltoolkit.rl.prediction import predict_lines
+    from mltoolkit import rl
+    from mltoolkit.core.io import RecordWriter
+    from mltoolkit.rl.prediction import read_batches
 
-    set_threads(threads or 1)
-    policy = load_policy(run, runs_dir)
+    agent = rl.load(run, runs_dir=runs_dir, threads=threads or 1)
     with RecordWriter(output, fmt) as writer:
-        writer.write_all(predict_lines(policy, iter_lines(observations), source_name(observations), q_values))
+        for batch in read_batches(agent, observations):
+            writer.write_all(agent.predict(batch, q_values=q_values))
 
 
 @app.command("presets")

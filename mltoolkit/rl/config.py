@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.params import param
+from mltoolkit.core.params import RunOptions, check_config, param
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 
@@ -32,8 +32,12 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 
 
 @dataclass
-class DQNConfig:
-    """Everything a DQN run needs; ``config.json`` holds it whole, so a run can be repeated from it."""
+class DQNConfig(RunOptions):
+    """Everything a DQN run needs; ``config.json`` holds it whole, so a run can be repeated from it.
+
+    A config built directly is trained as it is (``preset`` None: no preset); ``DQNConfig.for_env`` starts
+    from the environment's tuned preset, as ``mltk rl train --env ID`` does.
+    """
 
     env: str = param("CartPole-v1", "Gymnasium environment id; module:Env-v0 imports module first.", short="-e")
     preset: str | None = param(
@@ -86,9 +90,16 @@ class DQNConfig:
     device: str = param("auto", "auto, cpu, cuda, cuda:N or mps (small MLPs are usually fastest on CPU).")
     threads: int = param(1, "CPU threads for torch (1 is the fastest for DQN's small networks; 0: every core).", ge=0)
 
+    @classmethod
+    def for_env(cls, env: str = "CartPole-v1", *, preset: str | None = None, **fields: Any) -> DQNConfig:
+        """What ``mltk rl train --env ENV`` trains: the env's preset (or ``preset``; ``"none"``: none) under
+        ``fields``, every value checked."""
+        return dqn_config({"env": env, "preset": preset, **fields})
+
 
 def check_dqn_config(config: DQNConfig) -> None:
-    """What the fields' ranges cannot say alone; run before a run directory is made."""
+    """Every value in its field's range, and what the ranges cannot say alone; run before a run directory is made."""
+    check_config(config)
     if config.learning_starts >= config.total_steps:
         raise DataError(
             f"--learning-starts {config.learning_starts} must be below --total-steps {config.total_steps}: "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +21,22 @@ from mltoolkit.techniques import RL
 class Policy:
     """The greedy policy of a Q-network: ``act`` picks ``argmax_a Q(s, a)``."""
 
-    network: QNetwork
+    network: QNetwork  # float32, as trained (what ``mltk export`` writes)
     env_id: str
     obs_dim: int
     n_actions: int
     checkpoint: Path
     run_dir: Path | None
 
+    @cached_property
+    def _float64(self) -> QNetwork:
+        """A float64 copy for answers: in float32 the 7th digit of a row's Q-values depends on the batch it is
+        computed in (GEMM kernels), so a printed record would depend on its neighbours; in float64 it does not."""
+        return copy.deepcopy(self.network).double()
+
     @torch.no_grad()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        return self.network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        return self._float64(torch.as_tensor(obs, dtype=torch.float64)).numpy()
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.q_values(obs).argmax(axis=1)
