@@ -204,7 +204,8 @@ def mlflow_server(python: str, model_file: Path, work: Path) -> Iterator[str]:
     port = free_port()
     command = [python, "-m", "mlflow", "models", "serve", "-m", str(saved), "--env-manager", "local"]
     command += ["-p", str(port), "-h", "127.0.0.1", "--workers", "1"]
-    with server(command, f"http://127.0.0.1:{port}/ping", work / "mlflow.log"):
+    path = {"PATH": f"{Path(python).parent}{os.pathsep}{os.environ['PATH']}"}  # MLflow runs `uvicorn` from PATH
+    with server(command, f"http://127.0.0.1:{port}/ping", work / "mlflow.log", env=path):
         yield f"http://127.0.0.1:{port}"
 
 
