@@ -31,9 +31,6 @@ EXAMPLES = {  # folder: (train file, test file, task for the defaults, metrics, 
     "lambdarank": ("rank.train", "rank.test", "auto", ["ndcg@1", "ndcg@3", "ndcg@5"], 0.676, True),
 }
 HIGHER = ("auc", "ndcg")
-_CLI_ONLY = {"task", "data", "valid_data", "output_model", "num_machines", "local_listen_port", "machine_list_file",
-              "is_save_binary_file", "use_two_round_loading", "metric_freq", "is_training_metric", "tree_learner",
-              "is_enable_sparse"}  # fmt: skip
 
 
 def raw_lightgbm(folder: Path, threads: int, seed: int | None = None) -> tuple[dict[str, float], float]:
@@ -41,9 +38,11 @@ def raw_lightgbm(folder: Path, threads: int, seed: int | None = None) -> tuple[d
     import lightgbm as lgb
 
     from mltoolkit.boost.data import parse_value, read_lightgbm_config
+    from mltoolkit.boost.params import aliases, is_cli_only
 
     conf = read_lightgbm_config(folder / "train.conf")
-    params = {k: parse_value(v) for k, v in conf.items() if k not in _CLI_ONLY}
+    files = {*aliases("data"), *aliases("valid")}
+    params = {k: parse_value(v) for k, v in conf.items() if not is_cli_only(k) and k not in files}
     params.update(verbose=-1, num_threads=threads)
     if seed is not None:
         params["seed"] = seed

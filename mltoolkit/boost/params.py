@@ -161,10 +161,13 @@ def config_from_lightgbm(path: str | Path) -> dict[str, Any]:
         layer["task"] = _TASK_OF_OBJECTIVE.get(objective, "regression")
         if objective not in ("binary", "multiclass", "lambdarank", "regression"):
             raw["objective"] = objective  # a specific loss (huber, xentropy, ...): keep it
-    for key in _CLI_ONLY:
-        _pop_alias(raw, key)
-    layer["params"] = [f"{k}={v}" for k, v in raw.items()]
+    layer["params"] = [f"{k}={v}" for k, v in raw.items() if not is_cli_only(k)]
     return layer
+
+
+def is_cli_only(key: str) -> bool:
+    """A train.conf key that says where files are or how LightGBM's CLI runs, not how to train."""
+    return any(key in aliases(name) for name in _CLI_ONLY)
 
 
 def _number(kind: type, text: str, where: str) -> Any:
