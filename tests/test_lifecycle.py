@@ -141,3 +141,11 @@ def test_finish_writes_one_summary_shape_and_returns_it(tmp_path):
     summary = json.loads((run.path / "summary.json").read_text())
     assert result.summary == summary and summary["technique"] == "boost"
     assert summary["rounds"] == 2 and summary["wall_time_s"] == 1.235
+
+
+def test_a_file_inside_another_techniques_run_is_refused(tmp_path):
+    run = _finished(tmp_path, "model")
+    (run.path / "model.txt").write_text("tree")
+    assert resolve_run(str(run.path / "model.txt"), tmp_path, "boost") == run.path / "model.txt"
+    with pytest.raises(DataError, match="belongs to a 'boost' run, not 'rl'"):
+        resolve_run(str(run.path / "model.txt"), tmp_path, "rl")

@@ -341,6 +341,10 @@ def resolve_run(
     other_folders = []  # existing folders that are not runs (runs/rl itself, for a run named "rl")
     for candidate in candidates:
         if candidate.is_file():
+            owner = candidate.parent.parent if candidate.parent.name == "checkpoints" else candidate.parent
+            found = Run(owner).technique if technique and _looks_like_run(owner) else technique
+            if found != technique:
+                raise DataError(f"{candidate}: belongs to a {found!r} run, not {technique!r}")
             return candidate
         if candidate.is_dir():
             if not _looks_like_run(candidate):
