@@ -77,7 +77,8 @@ $("form").addEventListener("submit", async (event) => {
   try {
     const records = await send();
     $("answer").textContent = summary(records);
-    const shown = records.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== "overlay")));
+    const short = ([k, v]) => [k, typeof v === "string" && v.length > 200 ? "(PNG, base64)" : v];
+    const shown = records.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== "overlay").map(short)));
     $("result").textContent = JSON.stringify(shown, null, 1);
     $("result").classList.remove("hidden");
     if (records.length && records[0].overlay) {
@@ -92,7 +93,8 @@ $("form").addEventListener("submit", async (event) => {
 
 fetch("/metadata").then((r) => r.json()).then((m) => {
   kind = m.serves;
-  $("about").textContent = "Technique " + m.technique + ", run " + m.run + " (mltk " + m.mltk_version + ").";
+  const run = m.run ? ", run " + m.run : "";
+  $("about").textContent = "Technique " + m.technique + run + " (mltk " + m.mltk_version + ").";
   $(kind === "image" ? "image-input" : kind === "users" ? "user-input" : "json-input").classList.remove("hidden");
   if (examples[kind]) $("json").value = examples[kind](m);
   $("form").classList.remove("hidden");
