@@ -93,7 +93,7 @@ def test_runs_list_flags_a_damaged_summary_and_lists_the_others(mltk, tmp_path):
 
 def test_sigterm_saves_last_marks_the_run_interrupted_and_exits_143(tmp_path):
     """What `kill`, schedulers and containers send: handled like Ctrl-C (rl as the example)."""
-    command = [sys.executable, "-m", "mltoolkit", "rl", "train", "--total-steps", "1000000", "--eval-every", "0",
+    command = [sys.executable, "-m", "mltoolkit", "rl", "train", "--total-steps", "1000000", "--eval-every", "1000000",
                "--runs-dir", str(tmp_path), "--name", "term", "-q"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = tmp_path / "rl" / "term" / "metrics.jsonl"
