@@ -123,10 +123,8 @@ def _in_batches(run: Callable[[np.ndarray], np.ndarray], sample: np.ndarray, bat
     """Run all of ``sample``; a fixed-batch graph gets it in chunks of its size, the last one padded."""
     if batch is None:
         return run(sample)
-    outs = [
-        run(_batch_of(sample[i : i + batch], batch))[: len(sample[i : i + batch])] for i in range(0, len(sample), batch)
-    ]
-    return np.concatenate(outs)
+    chunks = [sample[i : i + batch] for i in range(0, len(sample), batch)]
+    return np.concatenate([run(_batch_of(chunk, batch))[: len(chunk)] for chunk in chunks])
 
 
 def _batch_of(sample: np.ndarray, size: int) -> np.ndarray:
