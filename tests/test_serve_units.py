@@ -37,6 +37,7 @@ class StandInSegmenter:
 
     def predict(self, batch: list[Any], *, threshold: float = 0.5) -> list[dict[str, Any]]:
         self.batches.append(len(batch))
+        time.sleep(0.002)  # a forward pass's cost: enough for the batcher to hand calls to its thread and batch
         records = []
         for data in batch:
             with Image.open(io.BytesIO(data)) as image:
@@ -181,3 +182,28 @@ def test_batcher_isolates_one_bad_request_and_runs_ungrouped_kinds_alone():
     sizes: list[int] = []
     _batcher_run(lambda batch: sizes.append(len(batch)) or [{}] * len(batch), [[1], [2, 3]], grouped=False)
     assert sorted(sizes) == [1, 2]
+
+
+def test_batcher_runs_cheap_calls_on_the_loop_and_costly_ones_on_its_thread():
+    def threads_used(cost_s: float) -> list[str]:
+        names: list[str] = []
+
+        def predict(batch: list[int]) -> list[dict[str, int]]:
+            names.append(threading.current_thread().name)
+            time.sleep(cost_s)
+            return [{}] * len(batch)
+
+        async def one_after_another() -> None:
+            batcher = MicroBatcher(predict, grouped=True, max_batch=8, max_wait=0.001)
+            batcher.start()
+            for i in range(4):
+                await batcher.submit([i], {})
+            await batcher.stop()
+
+        asyncio.run(one_after_another())
+        return names
+
+    cheap = threads_used(0)
+    assert cheap[0].startswith("mltk-predict"), "the first call, of unknown cost, goes to the thread"
+    assert cheap[1:] == ["MainThread"] * 3
+    assert all(name.startswith("mltk-predict") for name in threads_used(0.002))
