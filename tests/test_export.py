@@ -272,6 +272,7 @@ def test_refusals(mltk, rl_run, tmp_path, monkeypatch):
     fails(mltk("export", rl_run, "--format", "npz"), 3, "onnx, torchscript")
     assert mltk("export", rl_run, "--format", "onnx", "--labels").exit_code == 2
     assert mltk("export", rl_run, "--format", "onnx", "--batch", "zero").exit_code == 2
+    assert mltk("export", rl_run, "--format", "onnx", "--output", "-").exit_code == 2
 
     unfinished = Path(shutil.copytree(rl_run, tmp_path / "unfinished"))
     (unfinished / "checkpoints" / "best.pt").unlink()

@@ -63,6 +63,8 @@ def make_request(
         raise DataError(f"{technique} runs cannot be exported as {fmt}; they export as: {can}")
     if labels and technique != "segment":
         raise UsageError("--labels is for segment runs (argmax labels instead of class scores)")
+    if str(output) == "-":
+        raise UsageError("--output -: an export is a binary file; give a file name")
     target = Path(output) if output is not None else default_output(run_dir, fmt, half, labels)
     if target.is_dir():
         raise DataError(f"--output {target}: is a directory; give a file name")
