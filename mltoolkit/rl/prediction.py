@@ -63,7 +63,7 @@ class Agent:
             "mltk_version": __version__,
             "env": policy.env_id,
             "observation_shape": [policy.obs_dim],
-            "obs_dim": policy.obs_dim,
+            "obs_dim": policy.obs_dim,  # what the page of `mltk serve` sizes its example observation by
             "n_actions": policy.n_actions,
             "input": f"an observation: an array of {policy.obs_dim} numbers",
             "output": ["action", "q_values"],
