@@ -58,22 +58,22 @@ def raw_lightgbm(folder: Path, threads: int, seed: int | None = None) -> tuple[d
 def mltk_run(
     folder: Path, runs: Path, threads: int, mode: str, task: str, init: bool, seed: int | None = None
 ) -> tuple[dict, float]:
-    from mltoolkit.boost import BoostConfig, evaluate, train
+    from mltoolkit import boost
     from mltoolkit.boost.params import config_from_lightgbm
     from mltoolkit.core.config import build_config
 
     train_file, test_file = EXAMPLES[folder.name][:2]
     if mode == "conf":
-        cfg = build_config(BoostConfig, config_from_lightgbm(folder / "train.conf"), {"threads": threads})
+        cfg = build_config(boost.Config, config_from_lightgbm(folder / "train.conf"), {"threads": threads})
     else:
         flags = {"data": str(folder / train_file), "task": task, "threads": threads, "tune": mode == "tune"}
         if seed is not None:
             flags["seed"] = seed
-        cfg = build_config(BoostConfig, flags, {"init_score": init})
+        cfg = build_config(boost.Config, flags, {"init_score": init})
     start = time.perf_counter()
-    result = train(cfg, runs_dir=runs, name=f"{folder.name}-{mode}")
+    result = boost.train(cfg, runs_dir=runs, name=f"{folder.name}-{mode}")
     elapsed = time.perf_counter() - start
-    return evaluate(result["run_dir"], str(folder / test_file), threads=threads), elapsed
+    return boost.evaluate(result.run_dir, str(folder / test_file), threads=threads), elapsed
 
 
 def main() -> None:

@@ -273,7 +273,7 @@ def test_interrupted_run_resumes_to_the_same_model(mltk, tmp_path, binary_csv, m
     assert trees[0].count("Tree=") == trees[1].count("Tree=") == 30
     assert _same_scores(mltk, whole, run, binary_csv)
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
-    fails(mltk("boost", "train", "--resume", run, "--runs-dir", tmp_path / "b"), 3, "nothing to resume")
+    fails(mltk("boost", "train", "--resume", run, "--runs-dir", tmp_path / "b"), 3, "already has 30 rounds")
 
 
 def _same_scores(mltk, run_a, run_b, data) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,15 +46,15 @@ def _refused(mltk, tmp_path, data, *flags, fragments):
 @pytest.fixture(scope="module")
 def model_text(tmp_path_factory):
     """The bytes of a real model.txt (trained once for the damage tests)."""
-    from mltoolkit.boost import BoostConfig, train
+    from mltoolkit import boost
 
     root = tmp_path_factory.mktemp("model")
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"x1": rng.normal(size=200), "x2": rng.normal(size=200)})
     frame["y"] = (frame.x1 > 0).astype(int)
     frame.to_csv(root / "d.csv", index=False)
-    config = BoostConfig(data=str(root / "d.csv"), target="y", num_rounds=10, threads=1, valid_fraction=0)
-    return (Path(train(config, runs_dir=root / "runs")["run_dir"]) / "model.txt").read_bytes()
+    config = boost.Config(data=str(root / "d.csv"), target="y", num_rounds=10, threads=1, valid_fraction=0)
+    return (boost.train(config, runs_dir=root / "runs").run_dir / "model.txt").read_bytes()
 
 
 DAMAGES = {
@@ -210,7 +209,8 @@ def test_empty_cells_stay_missing_values(mltk, tmp_path, table):
 
 
 def test_predict_names_the_row_of_the_whole_input_not_of_its_chunk(mltk, tmp_path, table):
-    from mltoolkit.boost import predict
+    from mltoolkit import boost
+    from mltoolkit.boost.score import write_predictions
     from mltoolkit.core.errors import DataError
 
     run = _train(mltk, tmp_path, table)["run_dir"]
@@ -219,7 +219,7 @@ def test_predict_names_the_row_of_the_whole_input_not_of_its_chunk(mltk, tmp_pat
     path = tmp_path / "score.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match="column 'x2' row 100: inf"):
-        predict(run, str(path), output=tmp_path / "out.csv", chunk_rows=32)
+        write_predictions(boost.load(run), str(path), output=tmp_path / "out.csv", chunk_rows=32)
     assert not (tmp_path / "out.csv").exists()
 
 

@@ -1,4 +1,4 @@
-"""The edge of the LightGBM library: its log sent to stderr, and model files checked before it reads them.
+"""The edge of the LightGBM library: its log sent to stderr, model files checked before it reads them, the CPU.
 
 LightGBM prints its log (warnings included) with ``print``, on stdout, where ``predict`` writes its
 records and ``train`` its JSON. And it parses a model file's trees in parallel at the offsets its
@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from mltoolkit.core.console import info, warn
-from mltoolkit.core.errors import DataError
+from mltoolkit.core.errors import DataError, ResourceError
 
 MODEL_FILE = "model.txt"  # in a run directory: the model and the schema that encodes its inputs
 SCHEMA_FILE = "schema.json"
@@ -40,6 +40,15 @@ class _Log:
 
     def warning(self, message: str) -> None:
         warn(message)
+
+
+def check_device(device: str | None) -> None:
+    """LightGBM here runs on the CPU: ``auto`` and ``cpu`` are accepted, an accelerator is exit 4."""
+    spec = (device or "auto").lower()
+    if spec.startswith("cuda") or spec == "mps":
+        raise ResourceError(f"--device {spec}: this LightGBM build trains on the CPU only; use --device cpu or auto")
+    if spec not in ("auto", "cpu"):
+        raise DataError(f"unknown device {spec!r}; expected auto or cpu")
 
 
 def load_booster(path: Path) -> Any:

@@ -34,14 +34,8 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _check_device(device: str | None) -> None:
-    from mltoolkit.core.errors import DataError, ResourceError
-
-    spec = (device or "auto").lower()
-    if spec.startswith("cuda") or spec == "mps":
-        raise ResourceError(f"--device {spec}: this LightGBM build trains on the CPU only; use --device cpu or auto")
-    if spec not in ("auto", "cpu"):
-        raise DataError(f"unknown device {spec!r}; expected auto or cpu")
+# What train prints: the run and how it was validated (summary.json holds these and more).
+PRINTED = ("task", "cv", "tuned_params", "validation", "best_round", "valid", "wall_time_s")
 
 
 @app.command("train")
@@ -67,6 +61,7 @@ def train_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Train a LightGBM model on a table; write model.txt, schema, metrics and importance to a run."""
+    from mltoolkit.boost.booster import check_device
     from mltoolkit.boost.params import config_from_lightgbm
     from mltoolkit.boost.training import train
     from mltoolkit.core.config import resolve_config
@@ -74,7 +69,7 @@ def train_command(
     from mltoolkit.core.runs import resumed_config
 
     set_quiet(quiet)
-    _check_device(device)
+    check_device(device)
     flags = {**flags, "data": data, "id": _split(id), "drop": _split(drop), "categorical": _split(categorical)}
     saved = resumed_config(resume, runs_dir, BOOST.name)
     cfg = resolve_config(BoostConfig, flags, config_file=config, resumed=saved)
@@ -83,7 +78,8 @@ def train_command(
         cfg = resolve_config(BoostConfig, flags, config_file=config, base=conf)
     if params:  # --param adds to (and overrides) the parameters of a config file or a train.conf
         cfg.params = [*cfg.params, *params]
-    emit_json(train(cfg, runs_dir=runs_dir, name=name, resume=resume))
+    result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
+    emit_json({"run_dir": str(result.run_dir), **{k: result.summary[k] for k in PRINTED if k in result.summary}})
 
 
 @app.command("evaluate")
@@ -118,8 +114,9 @@ def predict_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Score a table in chunks: id columns, prediction (class label or value), optional probabilities."""
-    from mltoolkit.boost.score import predict
+    from mltoolkit.boost.score import load, write_predictions
     from mltoolkit.core.console import set_quiet
 
     set_quiet(quiet)
-    predict(run, data, output=output, fmt=fmt, proba=proba, explain=explain, runs_dir=runs_dir, threads=threads)
+    predictor = load(run, runs_dir=runs_dir, threads=threads)
+    write_predictions(predictor, data, output=output, fmt=fmt, proba=proba, explain=explain)

@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from mltoolkit.boost.data import parse_value, read_lightgbm_config
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.params import RunOptions, param
 from mltoolkit.core.params import check_config as check_ranges
-from mltoolkit.core.params import param
 
 Task = Literal["auto", "binary", "multiclass", "regression", "lambdarank"]
 _COLUMNS = "Columns"
@@ -21,7 +21,7 @@ _CHECK = "Validation and tuning"
 
 
 @dataclass
-class BoostConfig:
+class BoostConfig(RunOptions):
     """Everything ``mltk boost train`` needs; written whole to config.json.
 
     Each field carries its help text and range: ``train``'s options come from them (the repeatable

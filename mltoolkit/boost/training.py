@@ -18,6 +18,7 @@ from mltoolkit.boost.report import write_importance
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress
+from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import atomic_path, read_json, write_json
@@ -143,11 +144,12 @@ def fit(
 
 def train(
     cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
-) -> dict[str, Any]:
-    """Train a model as ``cfg`` says and write the run directory; return what ``train`` prints.
+) -> TrainResult:
+    """Train a model as ``cfg`` says and write the run directory; its summary.json is the result.
 
-    ``resume`` (a run interrupted with Ctrl-C) continues its saved model for the remaining rounds,
-    with the parameters it was trained with (tuning and cross-validation are not repeated).
+    ``resume`` continues a run with the parameters it was trained with (tuning and cross-validation
+    are not repeated): an interrupted one for its remaining rounds, a finished one's model.txt for
+    more rounds on every training row, up to ``cfg.num_rounds`` rounds in all.
     """
     check_config(cfg)
     started = time.perf_counter()
@@ -161,7 +163,7 @@ def train(
         valid_table = read_data(cfg.valid)
         valid = prepare(valid_table, schema)
     state = _resume_state(resume, runs_dir, cfg) if resume else None
-    refitting = state is not None and state["phase"] == "refit"  # interrupted in the final fit on all rows
+    refitting = state is not None and state["phase"] in ("refit", "more")  # a fit on all rows to continue
     use_cv = not refitting and (
         cfg.tune or (state is None and valid is None and cfg.refit and _small(data, cfg, schema))
     )
@@ -175,12 +177,14 @@ def train(
     )
     width = len(schema.features) or schema.sparse_width
     info(f"run: {run.path}  ({data.rows} rows, {width} features, {threads} threads)")
-    result: dict[str, Any] = {"run_dir": str(run.path), "task": schema.task}
+    result: dict[str, Any] = {"task": schema.task}
     if cfg.cv and state is None:
         result["cv"] = tuning.cross_validate(params, data, schema, cfg, seed)
     if refitting:
         params, best_round = state["params"], state["rounds_total"]
-        valid_scores = run.read_summary().get("valid", {})
+        previous = run.read_summary()  # what the run being continued was validated with
+        valid_scores = previous.get("valid", {})
+        result.update({k: previous[k] for k in ("validation", "cv", "tuned_params") if k in previous})
         booster = _fit_all(params, data, schema, best_round, run, state)
     elif use_cv:
         if cfg.tune:
@@ -216,26 +220,35 @@ def train(
             info(f"refit on all {data.rows} rows for {best_round} rounds (best round on the split, scaled)")
             run.write_summary({"status": "refitting", "valid": valid_scores})
             booster = _fit_all(params, data, schema, best_round, run, None)
+    return _finish(run, booster, schema, params, best_round, valid_scores, time.perf_counter() - started, result)
+
+
+def _finish(
+    run: Run, booster: Any, schema: Schema, params: dict[str, Any], best_round: int, valid: dict[str, float],
+    wall_time_s: float, extra: dict[str, Any],
+) -> TrainResult:  # fmt: skip
+    """Write model.txt, schema.json, importance and the summary; keep what ``--resume`` needs to add rounds."""
     with atomic_path(run.path / MODEL_FILE) as tmp:
         booster.save_model(str(tmp), num_iteration=best_round)
-    for leftover in (CHECKPOINT, RESUME_STATE):
-        (run.checkpoints / leftover).unlink(missing_ok=True)
+    (run.checkpoints / CHECKPOINT).unlink(missing_ok=True)
+    write_json(run.checkpoints / RESUME_STATE,
+               {"phase": "more", "rounds_done": best_round, "rounds_total": best_round, "params": params})  # fmt: skip
     write_json(run.path / SCHEMA_FILE, schema.to_dict())
     importance = write_importance(booster, schema, run)
-    headline_metric = HEADLINE[schema.task]
-    headline = next((v for k, v in valid_scores.items() if k.startswith(_lgb_name(headline_metric))), None)
-    summary = {
-        "status": "completed",
-        "headline": {"metric": f"valid_{headline_metric}", "value": headline},
-        "best": {"round": best_round, **{f"valid_{k}": v for k, v in valid_scores.items()}},
-        "final": {"rounds": booster.current_iteration()},
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "best_checkpoint": MODEL_FILE,
-        "top_features": importance[:5],
-    }
-    run.write_summary(summary)
-    result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
-    return result
+    metric = HEADLINE[schema.task]
+    headline = next((v for k, v in valid.items() if k.startswith(_lgb_name(metric))), None)
+    return run.finish(
+        "completed",
+        {"metric": f"valid_{metric}", "value": headline},
+        best={"round": best_round, **{f"valid_{k}": v for k, v in valid.items()}},
+        final={"rounds": booster.current_iteration()},
+        wall_time_s=wall_time_s,
+        best_checkpoint=MODEL_FILE,
+        top_features=importance[:5],
+        **extra,
+        best_round=best_round,
+        valid=valid,
+    )
 
 
 SMALL_SPLIT_ROWS, SMALL_SPLIT_GROUPS = 2000, 200
@@ -273,22 +286,23 @@ def _fit_all(
 
 
 def _resume_state(resume: str, runs_dir: str | Path, cfg: BoostConfig) -> dict[str, Any]:
-    """The interrupted run's resume.json, once ``cfg`` is known to continue it as it was trained: only
-    --threads may change, and --num-rounds (the total) before the final refit."""
+    """The run's resume.json, once ``cfg`` is known to continue it as it was trained: only --threads and
+    --tensorboard may change, and --num-rounds (the total) before an interrupted final refit."""
     run_dir = resolve_resume(resume, runs_dir, BOOST.name)
     state_file = run_dir / "checkpoints" / RESUME_STATE
     if not state_file.exists():
-        raise DataError(f"{run_dir}: nothing to resume (no interrupted model in checkpoints/)")
+        raise DataError(f"{run_dir}: nothing to resume (no checkpoints/{RESUME_STATE})")
     state, saved = read_json(state_file), read_json(run_dir / "config.json")
     if not isinstance(state, dict) or not {"phase", "rounds_done", "rounds_total", "params"} <= state.keys():
         raise DataError(f"{state_file}: damaged resume state (not what an interrupted train wrote)")
-    check_model_file(run_dir / "checkpoints" / CHECKPOINT)  # before the run is reopened
-    may_change = ("threads", "num_rounds") if state["phase"] == "fit" else ("threads",)
+    check_model_file(_resumed_model(run_dir, state))  # before the run is reopened
+    grows = state["phase"] in ("fit", "more")
+    may_change = ("threads", "tensorboard", "num_rounds") if grows else ("threads", "tensorboard")
     changed = [key for key, value in config_dict(cfg).items() if key not in may_change and saved.get(key) != value]
     if changed:
         flags = ", ".join("--" + key.replace("_", "-") for key in changed)
         raise UsageError(f"--resume continues {run_dir.name}'s model as it was trained: {flags} cannot change")
-    if state["phase"] == "fit":
+    if grows:
         if cfg.num_rounds <= state["rounds_done"]:
             raise DataError(f"--num-rounds {cfg.num_rounds}: {run_dir.name} already has {state['rounds_done']} rounds")
         state["rounds_total"] = cfg.num_rounds
@@ -301,10 +315,15 @@ def _continue_from(state: dict[str, Any] | None, run: Run, rounds: int) -> dict[
         return {"rounds": rounds, "fit": {}}
     done = state["rounds_done"]
     if state["phase"] == "fit":  # drop lines logged after the saved model's last round
-        run.rewrite_metrics([r for r in run.read_metrics() if r.get("round", 0) <= done])
+        run.keep_metrics_until("round", done)
     info(f"resuming {run.path} at round {done} of {state['rounds_total']}")
-    fit_args = {"init_model": run.checkpoints / CHECKPOINT, "already": done}
+    fit_args = {"init_model": _resumed_model(run.path, state), "already": done}
     return {"rounds": max(0, state["rounds_total"] - done), "fit": fit_args}
+
+
+def _resumed_model(run_dir: Path, state: dict[str, Any]) -> Path:
+    """The model a resume continues: the finished model.txt, or the one saved on Ctrl-C."""
+    return run_dir / MODEL_FILE if state["phase"] == "more" else run_dir / "checkpoints" / CHECKPOINT
 
 
 def _lgb_name(metric: str) -> str:
