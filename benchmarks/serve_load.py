@@ -20,7 +20,7 @@ MLflow goes in an environment of its own (its pins would move mltk's)::
 then ``--mlflow-python mlflow-env/bin/python`` (default: this Python, if it imports mlflow). A peer or a
 technique that is missing (no mlflow, no ``load()`` yet, no example data) is skipped with a line saying so.
 
-    .venv/bin/python benchmarks/serve_load.py [--duration 10] [--soak 60] [--only boost,transfer,recommend,rl]
+    .venv/bin/python benchmarks/serve_load.py [--duration 10] [--soak 60] [--only boost,transfer,recommend,rl,soak]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from typing import Any
 
 LGB_DATA = Path(os.environ.get("LGB_DATA", "../shared/data/lightgbm")) / "binary_classification"
 START_TIMEOUT_S = 120
+MALFORMED_SHARE = 0.05  # of the soak's requests
 
 
 @dataclass
@@ -73,9 +74,13 @@ def generator() -> str:
     raise SystemExit("no load generator: apt-get install hey (or wrk)")
 
 
-def run_load(url: str, body: Path, content_type: str, connections: int, seconds: float, tool: str) -> Load:
+def run_load(
+    url: str, body: Path, content_type: str, connections: int, seconds: float, tool: str, rate: float = 0
+) -> Load:
+    """POST ``body`` for ``seconds`` over ``connections``; ``rate``: requests/s per connection at most (hey only)."""
     if tool == "hey":
         command = ["hey", "-z", f"{seconds}s", "-c", str(connections), "-m", "POST", "-T", content_type]
+        command += ["-q", f"{rate:g}"] if rate else []
         output = _run([*command, "-D", str(body), url])
         return _parse_hey(output)
     script = body.with_suffix(".lua")
@@ -273,8 +278,7 @@ def bench_boost(args: argparse.Namespace, work: Path, tool: str, table: list[lis
         print(f"skip boost: {LGB_DATA} not found (set LGB_DATA)", file=sys.stderr)
         return
     run_dir, predictor = _boost_run(work)
-    features = [f["name"] if isinstance(f, dict) else f for f in predictor.metadata()["features"]]
-    values = [line.split("\t")[1:] for line in (LGB_DATA / "binary.test").read_text().splitlines()[:1000]]
+    features, values = _boost_rows(predictor)
     rows = [dict(zip(features, map(float, row))) for row in values]
     bodies = {"mltk serve": (write_json(work / "row.json", rows[0]), write_json(work / "rows.json", rows))}
     peers = {"mltk serve": lambda: mltk_server(run_dir, work / "runs", work, "--threads", "1")}
@@ -308,13 +312,20 @@ def bench_boost(args: argparse.Namespace, work: Path, tool: str, table: list[lis
     _boost_goals(figures, in_process)
 
 
-def _boost_run(work: Path) -> tuple[Path, Any]:
+def _boost_run(work: Path, name: str = "serve-bench") -> tuple[Path, Any]:
     """A run trained with LightGBM's binary example conf (100 trees, 63 leaves) and its Predictor."""
     from mltoolkit.serve.server import load_predictor
 
-    conf = ["--lightgbm-config", str(LGB_DATA / "train.conf"), "--threads", "1", "--name", "serve-bench"]
+    conf = ["--lightgbm-config", str(LGB_DATA / "train.conf"), "--threads", "1", "--name", name]
     trained = mltk("boost", "train", str(LGB_DATA / "binary.train"), *conf, "--runs-dir", str(work / "runs"))
     return Path(trained["run_dir"]), load_predictor(trained["run_dir"], runs_dir=work / "runs", threads=1)[0]
+
+
+def _boost_rows(predictor: Any) -> tuple[list[str], list[list[str]]]:
+    """The model's feature names and 1,000 rows of values (the test file's 500, then the training file's)."""
+    features = [f["name"] if isinstance(f, dict) else f for f in predictor.metadata()["features"]]
+    lines = (LGB_DATA / "binary.test").read_text().splitlines() + (LGB_DATA / "binary.train").read_text().splitlines()
+    return features, [line.split("\t")[1:] for line in lines[:1000]]
 
 
 def _boost_in_process(predictor: Any, rows: list[dict[str, float]], seconds: float, table: list) -> float:
@@ -396,25 +407,24 @@ def bench_recommend_rl(args: argparse.Namespace, work: Path, tool: str, table: l
 
 
 def soak(args: argparse.Namespace, work: Path, tool: str) -> None:
-    """Good rows on 15 connections and malformed JSON on 1, at once, against the boost server."""
-    runs = work / "runs"
-    good = work / "row.json"
-    if not good.exists():
-        print("skip soak: it runs on the boost server (boost part skipped)", file=sys.stderr)
-        return
-    bad = work / "malformed.json"
+    """Good rows on 15 connections and, on a 16th, malformed JSON at 5% of the warm-up's rate, against boost."""
+    runs, good, bad = work / "runs", work / "soak-row.json", work / "malformed.json"
+    run_dir, predictor = _boost_run(work, "serve-soak")
+    features, values = _boost_rows(predictor)
+    write_json(good, dict(zip(features, map(float, values[0]))))
     bad.write_text('{"not json": ')
-    run_dir = runs / "boost" / "serve-bench"
     pids: list[int] = []
     with mltk_server(run_dir, runs, work, "--threads", "1", pids=pids) as url:
-        run_load(url + "/predict", good, "application/json", 16, min(5.0, args.soak), tool)  # warm-up
+        warm = run_load(url + "/predict", good, "application/json", 16, min(5.0, args.soak), tool)
         before = rss_mb(pids[0])
-        child = [sys.executable, __file__, "--_malformed", url, str(bad), str(args.soak), tool]
+        rate = warm.rps * MALFORMED_SHARE / (1 - MALFORMED_SHARE)
+        child = [sys.executable, __file__, "--_malformed", url, str(bad), str(args.soak), tool, str(rate)]
         with open(work / "malformed.out", "w") as out:
             malformed = subprocess.Popen(child, stdout=out)
             found = run_load(url + "/predict", good, "application/json", 15, args.soak, tool)
             malformed.wait(args.soak + 60)
-        bad_load = Load(**json.loads((work / "malformed.out").read_text()))
+        counted = json.loads((work / "malformed.out").read_text())
+        bad_load = Load(**{**counted, "statuses": {int(k): v for k, v in counted["statuses"].items()}})
         after = rss_mb(pids[0])
         five = metric_sum(url, 'mltk_requests_total{method="POST",path="/predict",status="5')
     share = sum(bad_load.statuses.values()) / max(1, sum(bad_load.statuses.values()) + sum(found.statuses.values()))
@@ -438,13 +448,14 @@ def print_table(table: list[list[Any]]) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--_malformed":  # the soak's second load generator, in a child
-        url, body, seconds, tool = sys.argv[2:]
-        print(json.dumps(run_load(url + "/predict", Path(body), "application/json", 1, float(seconds), tool).__dict__))
+        url, body, seconds, tool, rate = sys.argv[2:]
+        found = run_load(url + "/predict", Path(body), "application/json", 1, float(seconds), tool, float(rate))
+        print(json.dumps(found.__dict__))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds of load per measurement")
     parser.add_argument("--soak", type=float, default=60, help="seconds of the soak (0 skips it)")
-    parser.add_argument("--only", default="boost,transfer,recommend,rl", help="comma-separated parts")
+    parser.add_argument("--only", default="boost,transfer,recommend,rl,soak", help="comma-separated parts")
     parser.add_argument("--mlflow-python", default=sys.executable, help="a Python that imports mlflow and lightgbm")
     args = parser.parse_args()
     tool = generator()
@@ -460,7 +471,7 @@ def main() -> None:
         if parts & {"recommend", "rl"}:
             bench_recommend_rl(args, work, tool, table)
         print_table(table)
-        if args.soak > 0 and "boost" in parts:
+        if args.soak > 0 and "soak" in parts and loadable("boost"):
             soak(args, work, tool)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
