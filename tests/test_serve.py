@@ -311,5 +311,26 @@ def test_token_body_limit_and_sigterm(served):
     assert client.request("GET", "/health").status == 200
     log = served.log.read_text()
     assert TOKEN not in log and "POST /predict 401" in log and "GET /health 200" in log
-    served.process.send_signal(signal.SIGTERM)
+    stop = signal.SIGTERM if TECHNIQUES.index(served.technique) % 2 == 0 else signal.SIGINT  # both, over the five
+    served.process.send_signal(stop)
     assert served.process.wait(SHORT_TIMEOUT_S) == 0
+    assert "server stopped" in served.log.read_text()
+
+
+def test_workers_serve_and_stop_together(served):
+    if served.technique.serves != "users":
+        pytest.skip("one technique is enough: the worker processes are uvicorn's, the same for every technique")
+    port, log = free_port(), served.log.with_name("workers.log")
+    command = [sys.executable, "-m", "mltoolkit", "serve", str(served.run_dir), "--port", str(port), "--workers", "2"]
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, cwd=served.run_dir.parent)
+    try:
+        client = Client(port)
+        client.wait_ready(process)
+        body, headers = _predict_body(served, served.example.records[:1])
+        replies = [client.request("POST", "/predict?strict=false", body, headers=headers) for _ in range(6)]
+        assert {r.status for r in replies} == {200}
+        assert len({r.data for r in replies}) == 1, "every worker answers alike"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(SHORT_TIMEOUT_S) == 0, log.read_text()[-2000:]
