@@ -8,10 +8,13 @@ and abort the process (SIGABRT), or read past the text (segfault), instead of ra
 A model file (``Booster.save_model``) is a header (``tree``, then ``key=value`` lines ending with
 ``tree_sizes=``), a blank line, one ``Tree=i`` block per tree of exactly the listed size,
 ``end of trees``, then feature importances and ``parameters:`` up to ``end of parameters``.
+LightGBM reads nothing after that but its Python package's last line (``pandas_categorical:``), so
+mltk keeps the schema there too, one ``mltk_schema:`` line before it: model.txt loads on its own.
 """
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -19,9 +22,11 @@ from typing import Any, NoReturn
 
 from mltoolkit.core.console import info, warn
 from mltoolkit.core.errors import DataError, ResourceError
+from mltoolkit.core.io import atomic_write
 
 MODEL_FILE = "model.txt"  # in a run directory: the model and the schema that encodes its inputs
 SCHEMA_FILE = "schema.json"
+_SCHEMA_KEY = "mltk_schema:"
 _HEADER_KEYS = (b"version", b"num_class", b"num_tree_per_iteration", b"max_feature_idx", b"tree_sizes")
 
 
@@ -40,6 +45,28 @@ class _Log:
 
     def warning(self, message: str) -> None:
         warn(message)
+
+
+def save_model(booster: Any, path: Path, num_iteration: int, schema: dict[str, Any]) -> None:
+    """Write model.txt atomically: LightGBM's text, with the schema as one line before its last."""
+    text = booster.model_to_string(num_iteration=num_iteration)
+    head, key, last = text.rpartition("pandas_categorical:")
+    line = _SCHEMA_KEY + json.dumps(schema) + "\n"
+    with atomic_write(path) as handle:
+        handle.write(head + line + key + last if key else text + line)
+
+
+def embedded_schema(path: Path) -> dict[str, Any] | None:
+    """The schema ``save_model`` put in a model file (None in one saved otherwise)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    start = text.rfind("\n" + _SCHEMA_KEY)
+    if start < 0:
+        return None
+    line = text[start + 1 + len(_SCHEMA_KEY) : text.index("\n", start + 1)]
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        raise DataError(f"{path}: damaged {_SCHEMA_KEY} line; train again or load its run directory") from None
 
 
 def check_device(device: str | None) -> None:

@@ -12,7 +12,7 @@ from typing import IO, Any
 import numpy as np
 
 from mltoolkit import __version__
-from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_device, load_booster
+from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_device, embedded_schema, load_booster
 from mltoolkit.boost.data import Table, iter_chunks, read_data, read_side_file
 from mltoolkit.boost.metrics import task_metrics
 from mltoolkit.boost.prepare import Prepared, prepare
@@ -43,12 +43,12 @@ class Model:
 def load_model(run: str | Path, runs_dir: str | Path = "runs") -> Model:
     """A run's model; a RUN of another technique (a checkpoint file names its run) is a one-line ``DataError``.
 
-    A model.txt outside any run (copied out with its schema.json) loads from that pair alone.
+    A model.txt outside any run loads alone: train writes the schema into it too.
     """
     file = Path(run)
     owner = file.parent.parent if file.parent.name == "checkpoints" else file.parent
     if file.is_file() and not (owner / "config.json").exists():
-        return _model_files(file)
+        return _model_file(file)
     path = resolve_run_dir(run, runs_dir, BOOST.name)
     technique = Run(path).technique
     if technique != BOOST.name:
@@ -56,19 +56,20 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs") -> Model:
     model_file = path / MODEL_FILE
     if not model_file.exists():
         raise DataError(f"{path}: no {MODEL_FILE} (the run did not finish training)")
-    return Model(path, load_booster(model_file), _read_schema(path / SCHEMA_FILE))
+    return Model(path, load_booster(model_file), _schema(read_json(path / SCHEMA_FILE), path / SCHEMA_FILE))
 
 
-def _model_files(model_file: Path) -> Model:
-    schema_file = model_file.parent / SCHEMA_FILE
-    if not schema_file.is_file():
-        raise DataError(f"{model_file}: outside a run it needs the {SCHEMA_FILE} train wrote beside it")
-    return Model(model_file.parent, load_booster(model_file), _read_schema(schema_file))
+def _model_file(model_file: Path) -> Model:
+    booster = load_booster(model_file)
+    schema = embedded_schema(model_file)
+    if schema is None:
+        raise DataError(f"{model_file}: holds no mltk schema (not written by boost train); give its run directory")
+    return Model(model_file.parent, booster, _schema(schema, model_file))
 
 
-def _read_schema(path: Path) -> Schema:
+def _schema(data: Any, path: Path) -> Schema:
     try:
-        return Schema.from_dict(read_json(path))
+        return Schema.from_dict(data)
     except (KeyError, TypeError, AttributeError) as exc:  # valid JSON, but not what train wrote
         raise DataError(f"{path}: damaged schema ({type(exc).__name__}: {exc}); train again") from None
 

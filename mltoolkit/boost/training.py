@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mltoolkit.boost import tune as tuning
-from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_model_file, lightgbm, load_booster
+from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_model_file, lightgbm, load_booster, save_model
 from mltoolkit.boost.data import Table, read_data
 from mltoolkit.boost.metrics import HEADLINE
 from mltoolkit.boost.params import BoostConfig, check_config, lightgbm_params
@@ -113,6 +113,9 @@ def fit(
     categorical = schema.categorical_indices
     dtrain = to_dataset(train, params, categorical)
     valid_sets = [to_dataset(valid, params, categorical, reference=dtrain)] if valid is not None else []
+    names = ["valid"]
+    if phase == "more":  # rounds added to a finished model hold out no rows: they log training-set metrics
+        valid_sets, names = [dtrain], ["train"]
     if valid_sets and early_stopping > 0:
         params.setdefault("early_stopping_round", early_stopping)
     with progress(num_rounds, description) as bar:
@@ -123,7 +126,7 @@ def fit(
                 dtrain,
                 num_boost_round=num_rounds,
                 valid_sets=valid_sets,
-                valid_names=["valid"],
+                valid_names=names,
                 callbacks=[logger],
                 init_model=load_booster(init_model) if init_model else None,
             )
@@ -228,8 +231,7 @@ def _finish(
     wall_time_s: float, extra: dict[str, Any],
 ) -> TrainResult:  # fmt: skip
     """Write model.txt, schema.json, importance and the summary; keep what ``--resume`` needs to add rounds."""
-    with atomic_path(run.path / MODEL_FILE) as tmp:
-        booster.save_model(str(tmp), num_iteration=best_round)
+    save_model(booster, run.path / MODEL_FILE, best_round, schema.to_dict())
     (run.checkpoints / CHECKPOINT).unlink(missing_ok=True)
     write_json(run.checkpoints / RESUME_STATE,
                {"phase": "more", "rounds_done": best_round, "rounds_total": best_round, "params": params})  # fmt: skip
@@ -282,7 +284,8 @@ def _fit_all(
     """The final model on every training row for a fixed number of rounds (continuing ``state`` if given)."""
     resumed = _continue_from(state, run, rounds)
     params = {k: v for k, v in params.items() if k != "early_stopping_round"}
-    return fit(params, data, None, schema, resumed["rounds"], 0, run, "refit", phase="refit", **resumed["fit"])
+    phase = "more" if state is not None and state["phase"] == "more" else "refit"
+    return fit(params, data, None, schema, resumed["rounds"], 0, run, phase, phase=phase, **resumed["fit"])
 
 
 def _resume_state(resume: str, runs_dir: str | Path, cfg: BoostConfig) -> dict[str, Any]:
@@ -314,7 +317,7 @@ def _continue_from(state: dict[str, Any] | None, run: Run, rounds: int) -> dict[
     if state is None:
         return {"rounds": rounds, "fit": {}}
     done = state["rounds_done"]
-    if state["phase"] == "fit":  # drop lines logged after the saved model's last round
+    if state["phase"] in ("fit", "more"):  # drop lines logged after the continued model's last round
         run.keep_metrics_until("round", done)
     info(f"resuming {run.path} at round {done} of {state['rounds_total']}")
     fit_args = {"init_model": _resumed_model(run.path, state), "already": done}
@@ -322,8 +325,9 @@ def _continue_from(state: dict[str, Any] | None, run: Run, rounds: int) -> dict[
 
 
 def _resumed_model(run_dir: Path, state: dict[str, Any]) -> Path:
-    """The model a resume continues: the finished model.txt, or the one saved on Ctrl-C."""
-    return run_dir / MODEL_FILE if state["phase"] == "more" else run_dir / "checkpoints" / CHECKPOINT
+    """The model a resume continues: the one saved on Ctrl-C, else (adding rounds) the finished model.txt."""
+    checkpoint = run_dir / "checkpoints" / CHECKPOINT
+    return checkpoint if checkpoint.exists() or state["phase"] != "more" else run_dir / MODEL_FILE
 
 
 def _lgb_name(metric: str) -> str:
