@@ -207,3 +207,29 @@ def test_batcher_runs_cheap_calls_on_the_loop_and_costly_ones_on_its_thread():
     assert cheap[0].startswith("mltk-predict"), "the first call, of unknown cost, goes to the thread"
     assert cheap[1:] == ["MainThread"] * 3
     assert all(name.startswith("mltk-predict") for name in threads_used(0.002))
+
+
+class Slow(StandInSegmenter):
+    def predict(self, batch: list[Any], **options: Any) -> list[dict[str, Any]]:
+        time.sleep(1.0)
+        return super().predict(batch)
+
+
+def test_a_request_in_flight_finishes_when_the_server_stops():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(Slow(), "image", Settings(log=False)), port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    Client(port).wait_ready()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(Client(port).request, "POST", "/predict", png(), headers={"Content-Type": "image/png"})
+        time.sleep(0.3)
+        server.should_exit = True  # what uvicorn's SIGTERM handler does
+        reply = pending.result(timeout=20)
+    thread.join(20)
+    assert reply.status == 200 and len(reply.json()["predictions"]) == 1
+    assert not thread.is_alive()
