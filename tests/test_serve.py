@@ -334,3 +334,13 @@ def test_workers_serve_and_stop_together(served):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(SHORT_TIMEOUT_S) == 0, log.read_text()[-2000:]
+
+
+def test_refusals_before_serving(mltk, tmp_path):
+    from tests.conftest import fails
+
+    fails(mltk("serve", "no-such-run", "--runs-dir", tmp_path), 3, "no-such-run")
+    env = {TOKEN_ENV: ""}
+    fails(mltk("serve", "no-such-run", "--token-env", TOKEN_ENV, "--runs-dir", tmp_path, env=env), 2, TOKEN_ENV)
+    (tmp_path / "not-a-run").mkdir()
+    fails(mltk("serve", tmp_path / "not-a-run"), 3, "not-a-run")

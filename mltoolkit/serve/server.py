@@ -56,16 +56,16 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    token = token_from(token_env)  # refused before any model is loaded
     loaded = {"run": run, "runs_dir": str(runs_dir), "device": device, "threads": threads}
     if workers > 1:
-        token_from(token_env)
         resolve_run_dir(run, runs_dir)  # a bad RUN fails here, once, instead of in every worker
         os.environ[_WORKER_ENV] = json.dumps({"load": loaded, "settings": asdict(settings), "token_env": token_env})
         target: Any = f"{__name__}:worker_app"
         what = f"run {run}"
     else:
         predictor, kind = load_predictor(**loaded)
-        target = create_app(predictor, kind, replace(settings, token=token_from(token_env)))
+        target = create_app(predictor, kind, replace(settings, token=token))
         what = f"{predictor.technique} run {predictor.run_dir or run}"
     config = uvicorn.Config(
         target, host=host, port=port, workers=workers, factory=workers > 1, access_log=False,
