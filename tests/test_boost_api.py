@@ -88,6 +88,7 @@ def test_rows_may_leave_out_values_and_add_columns(trained, example):
     assert model.predict([record])[0]["id"] == record["id"]
     partial = [example.records[0], {k: v for k, v in example.records[1].items() if k != "x2"}]  # x2 missing in one
     assert len(model.predict(partial)) == 2
+    assert model.predict([{**example.records[0], "id": None}])[0]["id"] is None  # null in JSON, as the CLI prints it
 
 
 @pytest.mark.parametrize(
