@@ -290,7 +290,7 @@ def _fit_all(
 
 def _resume_state(resume: str, runs_dir: str | Path, cfg: BoostConfig) -> dict[str, Any]:
     """The run's resume.json, once ``cfg`` is known to continue it as it was trained: only --threads and
-    --tensorboard may change, and --num-rounds (the total) before an interrupted final refit."""
+    --tensorboard may change, and --num-rounds (the new total) unless it stopped in the final refit."""
     run_dir = resolve_resume(resume, runs_dir, BOOST.name)
     state_file = run_dir / "checkpoints" / RESUME_STATE
     if not state_file.exists():
