@@ -106,6 +106,7 @@ def predict(
 def _nothing_classified(inputs: list[str], seen: int, unread: list[tuple[str, str]]) -> str:
     if not seen:
         return f"no images to classify in {', '.join(inputs)}"
-    path, problem = unread[0]
-    shown = path if len(path) <= 80 else path[:77] + "..."
-    return f"none of the {seen} inputs is a readable image (the first: {shown}: {problem})"
+    first = "{}: {}".format(*unread[0])
+    shown = first if len(first) <= 160 else first[:157] + "..."  # garbage on stdin makes long, odd "paths"
+    shown = shown.encode("utf-8", "backslashreplace").decode()  # undecodable bytes shown as escapes
+    return f"none of the {seen} inputs is a readable image (the first: {shown})"
