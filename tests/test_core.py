@@ -346,3 +346,12 @@ def test_an_allocation_past_available_memory_is_refused_naming_what_fits(monkeyp
     device.check_memory(2**29, "--buffer-size 10", lambda free: "x")  # fits: nothing happens
     with pytest.raises(DataError, match=r"--buffer-size 99 needs 2.0 GiB but 1.0 GiB .* at most --buffer-size 49"):
         device.check_memory(2**31, "--buffer-size 99", lambda free: f"--buffer-size {free * 49 // 2**30}")
+
+
+def test_an_output_path_that_is_a_directory_or_under_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    for bad, says in ((tmp_path, "is a directory"), (tmp_path / "file.txt" / "out.csv", "a file, not a folder")):
+        with pytest.raises(DataError, match=says):
+            mio.RecordWriter(bad)
+        with pytest.raises(DataError, match=says), mio.atomic_write(bad):
+            pass
