@@ -273,6 +273,7 @@ def test_refusals(mltk, rl_run, tmp_path, monkeypatch):
     assert mltk("export", rl_run, "--format", "onnx", "--labels").exit_code == 2
     assert mltk("export", rl_run, "--format", "onnx", "--batch", "zero").exit_code == 2
     assert mltk("export", rl_run, "--format", "onnx", "--output", "-").exit_code == 2
+    assert mltk("export", rl_run, "--format", "torchscript", "--opset", "17").exit_code == 2
 
     unfinished = Path(shutil.copytree(rl_run, tmp_path / "unfinished"))
     (unfinished / "checkpoints" / "best.pt").unlink()

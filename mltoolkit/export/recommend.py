@@ -34,8 +34,8 @@ def load(run_dir: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def export(request: Request) -> dict[str, Any]:
-    if request.half or request.batch is not None or request.opset is not None:
-        raise UsageError("--half, --batch and --opset are for model graphs; npz and parquet hold plain arrays")
+    if request.half or request.batch is not None:
+        raise UsageError("--half and --batch are for model graphs; npz and parquet hold plain arrays")
     bundle, config = load(request.run_dir)
     model = config["model"]
     if model not in FACTORS + DENSE + SPARSE or (request.fmt == "parquet" and model in SPARSE):

@@ -53,6 +53,8 @@ def make_request(
 ) -> Request:
     """Resolve the run and the output file; refuse a format the technique cannot write, or an existing file."""
     fixed_batch = parse_batch(batch)
+    if opset is not None and fmt != "onnx":
+        raise UsageError(f"--opset is for ONNX files, not {fmt}")
     if opset is not None and not 7 <= opset <= 30:
         raise UsageError(f"--opset must be between 7 and 30 (got {opset})")
     run_dir = resolve_run_dir(run, runs_dir)
