@@ -22,8 +22,9 @@ from typing import Any
 from mltoolkit import __version__
 from mltoolkit.export.record import add_export, stored_path
 from mltoolkit.export.request import Request, make_request
+from mltoolkit.techniques import TECHNIQUES
 
-TORCH_TECHNIQUES = ("rl", "transfer", "segment")
+TORCH_TECHNIQUES = tuple(t.name for t in TECHNIQUES if "torchscript" in t.exports)
 
 
 def export(run: str | Path, fmt: str, *, runs_dir: str | Path = "runs", **options: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from mltoolkit.export import parity
 from mltoolkit.export.neural import encode_metadata
 from mltoolkit.export.request import Request
 from mltoolkit.export.runtime import OnnxFunction, open_export
+from mltoolkit.techniques import BOOST
 
 SAMPLE = 256  # table rows for the parity check
 CLASSIFICATION = ("binary", "multiclass")
@@ -165,5 +166,5 @@ def onnx_model(run: str | Path, runs_dir: str | Path = "runs", threads: int | No
     from mltoolkit.boost.schema import Schema
     from mltoolkit.core.io import read_json
 
-    run_dir, function = open_export(run, runs_dir, "boost", threads)
+    run_dir, function = open_export(run, runs_dir, BOOST.name, threads)
     return OnnxModel(run_dir, Schema.from_dict(read_json(run_dir / SCHEMA_FILE)), function)

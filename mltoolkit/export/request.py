@@ -7,7 +7,7 @@ from pathlib import Path
 
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run, resolve_run_dir
-from mltoolkit.techniques import get
+from mltoolkit.techniques import SEGMENT, get
 
 EXTENSIONS = {"onnx": "onnx", "torchscript": "pt", "npz": "npz", "parquet": "parquet"}
 
@@ -63,7 +63,7 @@ def make_request(
     if fmt not in formats:
         can = ", ".join(formats) if formats else "none"
         raise DataError(f"{technique} runs cannot be exported as {fmt}; they export as: {can}")
-    if labels and technique != "segment":
+    if labels and technique != SEGMENT.name:
         raise UsageError("--labels is for segment runs (argmax labels instead of class scores)")
     if str(output) == "-":
         raise UsageError("--output -: an export is a binary file; give a file name")

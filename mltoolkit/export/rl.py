@@ -11,6 +11,7 @@ import numpy as np
 from mltoolkit.core.errors import DataError
 from mltoolkit.export.neural import TorchSource
 from mltoolkit.export.runtime import OnnxFunction, open_export
+from mltoolkit.techniques import RL
 
 SAMPLE = 64  # observations played in the run's environment for the parity check
 
@@ -76,7 +77,7 @@ class OnnxPolicy:
 
 def onnx_policy(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxPolicy:
     """The run's newest ONNX export as a drop-in for ``rl.policy.load_policy(run, runs_dir)``."""
-    run_dir, function = open_export(run, runs_dir, "rl", threads)
+    run_dir, function = open_export(run, runs_dir, RL.name, threads)
     meta = function.metadata
     obs_dim, n_actions = int(meta["input_shape"][1]), int(meta["n_actions"])
     return OnnxPolicy(function, meta["env"], obs_dim, n_actions, function.path, run_dir)

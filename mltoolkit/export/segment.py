@@ -16,6 +16,7 @@ import numpy as np
 from mltoolkit.core.errors import DataError
 from mltoolkit.export.neural import TorchSource
 from mltoolkit.export.runtime import OnnxFunction, open_export
+from mltoolkit.techniques import SEGMENT
 
 SAMPLE = 4  # real validation images for the parity check
 
@@ -91,6 +92,6 @@ class OnnxSegmenter:
 
 def onnx_segmenter(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxSegmenter:
     """The newest ONNX export of class scores (not ``--labels``: predict upsamples scores before the argmax)."""
-    _, function = open_export(run, runs_dir, "segment", threads)
+    _, function = open_export(run, runs_dir, SEGMENT.name, threads)
     _, _, height, width = function.metadata["input_shape"]
     return OnnxSegmenter(function, (int(height), int(width)))

@@ -15,6 +15,7 @@ import numpy as np
 from mltoolkit.core.errors import DataError
 from mltoolkit.export.neural import TorchSource
 from mltoolkit.export.runtime import OnnxFunction, open_export
+from mltoolkit.techniques import TRANSFER
 
 SAMPLE = 8  # real images for the parity check
 
@@ -89,7 +90,7 @@ def onnx_classifier(run: str | Path, runs_dir: str | Path = "runs", threads: int
     """The run's newest ONNX export, with the transform that makes its input from an image file."""
     from mltoolkit.transfer.data import Preprocessing
 
-    _, function = open_export(run, runs_dir, "transfer", threads)
+    _, function = open_export(run, runs_dir, TRANSFER.name, threads)
     meta = function.metadata
     norm = meta["normalization"]
     pre = Preprocessing(meta["crop_size"], meta["resize_size"], norm["mean"], norm["std"], meta["interpolation"])
