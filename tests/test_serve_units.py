@@ -232,3 +232,25 @@ def test_a_request_in_flight_finishes_when_the_server_stops():
     thread.join(20)
     assert reply.status == 200 and len(reply.json()["predictions"]) == 1
     assert not thread.is_alive()
+
+
+def test_batcher_waits_for_a_batch_only_while_a_request_is_on_its_way():
+    def costly(batch: list[int]) -> list[dict[str, int]]:
+        time.sleep(0.002)
+        return [{}] * len(batch)
+
+    async def timings() -> tuple[float, float]:
+        batcher = MicroBatcher(costly, grouped=True, max_batch=8, max_wait=0.3)
+        batcher.start()
+        start = time.perf_counter()
+        await batcher.submit([1], {})
+        lone = time.perf_counter() - start
+        with batcher.arriving():  # another request is being read: worth waiting for, up to max_wait
+            start = time.perf_counter()
+            await batcher.submit([2], {})
+            waited = time.perf_counter() - start
+        await batcher.stop()
+        return lone, waited
+
+    lone, waited = asyncio.run(timings())
+    assert lone < 0.2 and waited >= 0.29, (lone, waited)

@@ -68,7 +68,8 @@ def create_app(predictor: Predictor, kind: str, settings: Settings = Settings())
     _document_predict(app, kind)
 
     async def predict(request: Request) -> Response:  # a plain Starlette route: no per-request dependency solving
-        parsed = await parse(kind, request)
+        with batcher.arriving():
+            parsed = await parse(kind, request)
         unknown = sorted(set(parsed.options) - accepted)
         if unknown:
             raise BadRequest(f"unknown option {unknown[0]!r}; this model takes {', '.join(sorted(accepted))}")

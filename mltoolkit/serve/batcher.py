@@ -2,7 +2,8 @@
 
 Requests queue up; the loop takes the first, then keeps taking until ``max_batch`` inputs or ``max_wait``
 seconds, and runs those with the same options as one ``predict`` on a single worker thread (one forward pass
-for a torch model; one model never used by two threads at once). While that call runs, the next requests
+for a torch model; one model never used by two threads at once). It waits only while another request is on
+its way (being read, not yet queued): a lone client pays no wait. While a call runs, the next requests
 queue, so under load batches fill without waiting. A grouped call that fails is retried request by request,
 so one client's bad row is that client's error only.
 
@@ -18,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +52,7 @@ class MicroBatcher:
         self.queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
         self.per_input = float("inf")  # running estimate of predict's seconds per input; unknown until timed
+        self.on_the_way = 0  # requests being read that will submit: worth waiting for
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
@@ -58,6 +61,15 @@ class MicroBatcher:
         if self.task is not None:
             self.task.cancel()
         self.executor.shutdown(wait=True)
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Around reading a request that will ``submit``: a batch being collected waits for it."""
+        self.on_the_way += 1
+        try:
+            yield
+        finally:
+            self.on_the_way -= 1
 
     async def submit(self, inputs: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
         """The records of ``inputs`` in order, from a ``predict`` call shared with other requests."""
@@ -88,7 +100,7 @@ class MicroBatcher:
                 pending = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - asyncio.get_running_loop().time()
-                if left <= 0 or self._cheap(size):
+                if left <= 0 or self._cheap(size) or not self.on_the_way:
                     break
                 try:
                     pending = await asyncio.wait_for(self.queue.get(), left)
