@@ -113,7 +113,7 @@ def test_resume_continues_the_same_run_and_a_moved_run_still_loads(mltk, tmp_pat
     predictor = _api(technique).load(str(moved))
     assert len(predictor.predict(example.records)) >= len(example.records)
     checkpoint = result.summary.get("best_checkpoint")
-    if checkpoint and checkpoint.endswith((".pt", ".npz")):  # a self-contained file: loads without its run
+    if checkpoint and checkpoint.endswith((".pt", ".npz", ".txt")):  # a self-contained file: loads without its run
         alone = tmp_path / "alone" / checkpoint.rsplit("/", 1)[-1]
         alone.parent.mkdir()
         shutil.copy(moved / checkpoint, alone)
