@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	# the browser test of mltk serve's page drives Debian's chromium (nothing is downloaded at test time)
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/ruff check mltoolkit tests benchmarks
 	$(BIN)/python -m pytest -q
 

@@ -31,9 +31,6 @@ EXAMPLES = {  # folder: (train file, test file, task for the defaults, metrics, 
     "lambdarank": ("rank.train", "rank.test", "auto", ["ndcg@1", "ndcg@3", "ndcg@5"], 0.676, True),
 }
 HIGHER = ("auc", "ndcg")
-_CLI_ONLY = {"task", "data", "valid_data", "output_model", "num_machines", "local_listen_port", "machine_list_file",
-              "is_save_binary_file", "use_two_round_loading", "metric_freq", "is_training_metric", "tree_learner",
-              "is_enable_sparse"}  # fmt: skip
 
 
 def raw_lightgbm(folder: Path, threads: int, seed: int | None = None) -> tuple[dict[str, float], float]:
@@ -41,9 +38,11 @@ def raw_lightgbm(folder: Path, threads: int, seed: int | None = None) -> tuple[d
     import lightgbm as lgb
 
     from mltoolkit.boost.data import parse_value, read_lightgbm_config
+    from mltoolkit.boost.params import aliases, is_cli_only
 
     conf = read_lightgbm_config(folder / "train.conf")
-    params = {k: parse_value(v) for k, v in conf.items() if k not in _CLI_ONLY}
+    files = {*aliases("data"), *aliases("valid")}
+    params = {k: parse_value(v) for k, v in conf.items() if not is_cli_only(k) and k not in files}
     params.update(verbose=-1, num_threads=threads)
     if seed is not None:
         params["seed"] = seed
@@ -59,22 +58,22 @@ def raw_lightgbm(folder: Path, threads: int, seed: int | None = None) -> tuple[d
 def mltk_run(
     folder: Path, runs: Path, threads: int, mode: str, task: str, init: bool, seed: int | None = None
 ) -> tuple[dict, float]:
-    from mltoolkit.boost import BoostConfig, evaluate, train
+    from mltoolkit import boost
     from mltoolkit.boost.params import config_from_lightgbm
     from mltoolkit.core.config import build_config
 
     train_file, test_file = EXAMPLES[folder.name][:2]
     if mode == "conf":
-        cfg = build_config(BoostConfig, config_from_lightgbm(folder / "train.conf"), {"threads": threads})
+        cfg = build_config(boost.Config, config_from_lightgbm(folder / "train.conf"), {"threads": threads})
     else:
         flags = {"data": str(folder / train_file), "task": task, "threads": threads, "tune": mode == "tune"}
         if seed is not None:
             flags["seed"] = seed
-        cfg = build_config(BoostConfig, flags, {"init_score": init})
+        cfg = build_config(boost.Config, flags, {"init_score": init})
     start = time.perf_counter()
-    result = train(cfg, runs_dir=runs, name=f"{folder.name}-{mode}")
+    result = boost.train(cfg, runs_dir=runs, name=f"{folder.name}-{mode}")
     elapsed = time.perf_counter() - start
-    return evaluate(result["run_dir"], str(folder / test_file), threads=threads), elapsed
+    return boost.evaluate(result.run_dir, str(folder / test_file), threads=threads), elapsed
 
 
 def main() -> None:

@@ -103,7 +103,7 @@ def main() -> None:
     import implicit.als  # noqa: F401  (load every BLAS first: threadpoolctl limits only loaded libraries)
     from threadpoolctl import threadpool_limits
 
-    from mltoolkit.recommend.models import MODEL_DEFAULTS
+    from mltoolkit.recommend.config import MODEL_DEFAULTS
 
     threadpool_limits(1, user_api="blas")  # what implicit asks its users to do
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
@@ -141,13 +141,13 @@ def main() -> None:
     from mltoolkit.recommend.training import train
 
     with tempfile.TemporaryDirectory() as runs:
-        common = {"seed": options.seed, "threads": options.threads, "refit": False,
+        common = {"data": str(options.data), "seed": options.seed, "threads": options.threads, "refit": False,
                   "columns": ["user", "item", "rating", "timestamp"]}  # fmt: skip
-        default = train(options.data, RecommendConfig(**common), runs_dir=Path(runs), name="default")
+        default = train(RecommendConfig(**common), runs_dir=Path(runs), name="default").summary
         print(f"\nmltk recommend fit (defaults: als, factors 32, reg 30, confidence 1 + rating): "
               f"NDCG@10 {default['final']['ndcg@10']:.4f}, wall {default['wall_time_s']:.1f} s")  # fmt: skip
         if not options.no_tune:
-            tuned = train(options.data, RecommendConfig(**common, tune=True), runs_dir=Path(runs), name="tuned")
+            tuned = train(RecommendConfig(**common, tune=True), runs_dir=Path(runs), name="tuned").summary
             print(f"mltk recommend fit --tune: NDCG@10 {tuned['final']['ndcg@10']:.4f}, "
                   f"wall {tuned['wall_time_s']:.1f} s")  # fmt: skip
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")

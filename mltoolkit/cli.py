@@ -7,6 +7,7 @@ traceback. Nothing heavy is imported here: ``mltk --help`` must answer in well u
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,33 +16,45 @@ import typer
 from typer.core import TyperGroup
 
 from mltoolkit import __version__
-from mltoolkit.boost.cli import app as boost_app
 from mltoolkit.core import options
-from mltoolkit.core.errors import DataError, MltkError
-from mltoolkit.recommend.cli import app as recommend_app
-from mltoolkit.rl.cli import app as rl_app
-from mltoolkit.segment.cli import app as segment_app
-from mltoolkit.transfer.cli import app as transfer_app
+from mltoolkit.core.errors import MltkError, Terminated
+from mltoolkit.export.cli import export_command
+from mltoolkit.serve.cli import serve_command
+from mltoolkit.techniques import TECHNIQUES
 
 
 class _ErrorsToExitCodes(TyperGroup):
     """Turn exceptions from any command into a one-line message and the documented exit code."""
 
     def invoke(self, ctx: typer.Context) -> Any:
+        from mltoolkit.core.runs import close_runs
+
+        outcome = "failed"
         try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
+            result = super().invoke(ctx)
+            outcome = None
+            return result
+        except typer.Exit as exc:
+            if not exc.exit_code:
+                outcome = None
+            raise
+        except (typer.Abort, typer.TyperException):
             raise
         except MltkError as exc:
             _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except KeyboardInterrupt as exc:
+            outcome = "interrupted"
+            terminated = isinstance(exc, Terminated)
+            _fail("terminated" if terminated else "interrupted", 143 if terminated else 130)
         except BrokenPipeError:
+            outcome = None
             _quiet_broken_pipe()
         except Exception as exc:
             if os.environ.get("MLTK_DEBUG"):
                 raise
             _fail(f"unexpected {type(exc).__name__}: {exc} (set MLTK_DEBUG=1 for the traceback)", 1)
+        finally:
+            close_runs(outcome)  # a run this command opened and did not finish is never left "running"
 
 
 def _quiet_broken_pipe() -> None:
@@ -63,14 +76,13 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(rl_app, name="rl")
-app.add_typer(transfer_app, name="transfer")
-app.add_typer(boost_app, name="boost")
-app.add_typer(segment_app, name="segment")
-app.add_typer(recommend_app, name="recommend")
+for _technique in TECHNIQUES:
+    app.add_typer(_technique.cli(), name=_technique.name)
 
 runs_app = typer.Typer(help="List and inspect run directories.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.command("export")(export_command)
+app.command("serve")(serve_command)
 
 
 def _version(value: bool) -> None:
@@ -105,10 +117,11 @@ def runs_list(
 ) -> None:
     """List runs: technique, name, created, status and headline metric."""
     from mltoolkit.core.console import print_result
-    from mltoolkit.core.runs import TECHNIQUES, describe, iter_runs
+    from mltoolkit.core.runs import describe, iter_runs
+    from mltoolkit.techniques import get
 
-    if technique is not None and technique not in TECHNIQUES:
-        raise DataError(f"unknown technique {technique!r}; expected one of {', '.join(TECHNIQUES)}")
+    if technique is not None:
+        get(technique)
     rows = [describe(run) for run in iter_runs(runs_dir, technique)]
     print_result(rows, fmt, title=f"runs in {runs_dir}")
 
@@ -125,7 +138,12 @@ def runs_show(
     print_result({"path": str(found.path), **found.read_summary()}, fmt, title=found.name)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)  # like Ctrl-C: save last, mark the run interrupted, exit 143
     app(prog_name="mltk")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,18 +30,39 @@ class CliResult:
         return f"<exit {self.exit_code}\nstdout: {self.stdout[-2000:]}\nstderr: {self.stderr[-2000:]}>"
 
 
-@pytest.fixture
-def mltk() -> Callable[..., CliResult]:
-    """``mltk("rl", "train", ..., input="...")`` runs the CLI in-process like the shell would."""
+@pytest.fixture(autouse=True)
+def _release_runs():
+    """Runs a test opened through the Python API are released after it, as the CLI does after a command."""
+    yield
+    from mltoolkit.core.runs import close_runs
+
+    close_runs()
+
+
+def invoke(*args: Any, input: str | bytes | None = None, env: dict[str, str] | None = None) -> CliResult:
+    """``invoke("rl", "train", ...)`` runs the real CLI in-process, as the shell would: the one runner of the tests."""
     from mltoolkit.cli import app
 
-    def run(*args: Any, input: str | bytes | None = None, env: dict[str, str] | None = None) -> CliResult:
-        runner = CliRunner()
-        result = runner.invoke(app, [str(a) for a in args], input=input, env=env, catch_exceptions=True)
-        exception = result.exception if not isinstance(result.exception, SystemExit) else None
-        return CliResult(result.exit_code, result.stdout, result.stderr, exception)
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, env=env, catch_exceptions=True)
+    exception = result.exception if not isinstance(result.exception, SystemExit) else None
+    return CliResult(result.exit_code, result.stdout, result.stderr, exception)
 
-    return run
+
+@pytest.fixture
+def mltk() -> Callable[..., CliResult]:
+    """The CLI runner as a fixture: ``mltk("rl", "train", ..., input="...")``."""
+    return invoke
+
+
+def assert_run_dir(path: str | Path, technique: str) -> dict[str, Any]:
+    """The run-directory format every technique writes (docs/run-directory.md); returns its summary."""
+    path = Path(path)
+    for name in ("config.json", "env.json", "metrics.jsonl", "summary.json"):
+        assert (path / name).is_file(), f"{path} lacks {name}"
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["technique"] == technique and summary["status"] not in ("running", "failed"), summary
+    assert not [p.name for p in path.rglob(".*") if p.is_file() and p.name != ".lock"], "temporary files left"
+    return summary
 
 
 def ok(result: CliResult) -> CliResult:

@@ -170,6 +170,40 @@ def test_missing_extra_says_how_to_install(mltk, parts, monkeypatch):
     fails(result, 4, "pip install 'mltk[dask]'")
 
 
+def test_python_api_result_and_model_file_alone_as_on_one_machine(mltk, tmp_path, parts, cluster):
+    """boost.train(Config(dask=...)) -> TrainResult with one machine's summary; model.txt (schema line and all)
+    loads alone, and predict --dask prints the records of boost.load(...).predict; --resume is refused."""
+    import shutil
+
+    from mltoolkit import boost
+    from mltoolkit.boost.cli import PRINTED
+
+    config = boost.Config(data=str(parts / "part-*.parquet"), target="label", id=["id"], drop=["value"],
+                          num_rounds=20, early_stopping=0, refit=False, seed=1, threads=1,
+                          dask=cluster.scheduler.address)  # fmt: skip
+    result = boost.train(config, runs_dir=tmp_path / "runs")
+    run = result.run_dir
+    assert result.status == "completed" and result.headline["metric"] == "valid_auc"
+    assert result.summary == json.loads((run / "summary.json").read_text())
+    assert result.summary["technique"] == "boost" and result.summary["best_checkpoint"] == "model.txt"
+    assert {"task", "validation", "best_round", "valid", "wall_time_s"} <= set(result.summary) & set(PRINTED)
+    assert result.summary["best"]["round"] == result.summary["final"]["rounds"] == result.summary["best_round"] == 20
+    assert json.loads((run / "config.json").read_text())["dask"] == cluster.scheduler.address
+    assert "mltk_schema:" in (run / "model.txt").read_text()
+    alone = tmp_path / "elsewhere" / "model.txt"
+    alone.parent.mkdir()
+    shutil.copy(run / "model.txt", alone)
+    records = pd.read_parquet(parts / "part-3.parquet").head(50).drop(columns=["value", "label"])
+    expected = boost.load(run, threads=1).predict(records.to_dict("records"), proba=True, explain=True)
+    assert boost.load(alone, threads=1).predict(records.to_dict("records"), proba=True, explain=True) == expected
+    records.to_parquet(tmp_path / "rows.parquet")
+    printed = ok(mltk("boost", "predict", alone, tmp_path / "rows.parquet", "--proba", "--explain", "--format",
+                      "jsonl", "--dask", cluster.scheduler.address)).jsonl()  # fmt: skip
+    assert printed == expected and {"id", "prediction", "proba_yes", "contrib_color"} <= set(printed[0])
+    resumed = mltk("boost", "train", "--resume", run, "--num-rounds", "30", "--runs-dir", tmp_path / "runs")
+    fails(resumed, 2, "--resume is not available with --dask")
+
+
 def test_worker_dying_mid_training_fails_the_run(mltk, tmp_path, parts, cluster):
     """Runs last: SIGKILL one worker once LightGBM trains; exit 4, run marked failed, no model written."""
     pids = cluster.run(os.getpid)

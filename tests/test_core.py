@@ -72,6 +72,9 @@ def test_start_run_writes_config_env_and_resolves_references(tmp_path):
     assert resolve_run("cart", tmp_path, "rl") == run.path
     assert resolve_run(str(checkpoint), tmp_path) == checkpoint
     assert resolve_run_dir(str(checkpoint), tmp_path) == run.path
+    with pytest.raises(DataError, match="no finished run"):
+        resolve_run("latest", tmp_path, "rl")  # still running: not what evaluate/predict should pick
+    run.set_status("completed")
     assert resolve_run("latest", tmp_path, "rl") == run.path
     with pytest.raises(DataError, match="not 'boost'"):
         resolve_run(str(run.path), tmp_path, "boost")
@@ -153,7 +156,8 @@ def test_seed_everything_repeats_draws():
 
 
 def test_threads():
-    assert resolve_threads(None) >= 1 and resolve_threads(3) == 3
+    cores = resolve_threads(None)
+    assert cores >= 1 and resolve_threads(1) == 1 and resolve_threads(100_000) == cores  # capped at the cores
     with pytest.raises(DataError):
         resolve_threads(-1)
 
@@ -333,3 +337,21 @@ def test_torchrun_shares_cores_and_refuses_devices_without_a_backend(monkeypatch
     assert join(World(), torch.device("mps")).type == "mps"  # one process: nothing to join
     with pytest.raises(UsageError, match="not mps"):
         join(World(rank=1, size=2, local_rank=1, local_size=2), torch.device("mps"))
+
+
+def test_an_allocation_past_available_memory_is_refused_naming_what_fits(monkeypatch):
+    from mltoolkit.core import device
+
+    monkeypatch.setattr(device, "available_memory", lambda: 2**30)
+    device.check_memory(2**29, "--buffer-size 10", lambda free: "x")  # fits: nothing happens
+    with pytest.raises(DataError, match=r"--buffer-size 99 needs 2.0 GiB but 1.0 GiB .* at most --buffer-size 49"):
+        device.check_memory(2**31, "--buffer-size 99", lambda free: f"--buffer-size {free * 49 // 2**30}")
+
+
+def test_an_output_path_that_is_a_directory_or_under_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    for bad, says in ((tmp_path, "is a directory"), (tmp_path / "file.txt" / "out.csv", "a file, not a folder")):
+        with pytest.raises(DataError, match=says):
+            mio.RecordWriter(bad)
+        with pytest.raises(DataError, match=says), mio.atomic_write(bad):
+            pass

@@ -65,13 +65,14 @@ def test_fit_writes_run_and_beats_popularity(als_run):
     for name in ("config.json", "env.json", "metrics.jsonl", "summary.json"):
         assert (als_run / name).is_file(), name
     assert (als_run / "plots" / "metrics.png").stat().st_size > 1000
-    for name in ("model.npz", "model-eval.npz", "ids.json", "split.npz"):
+    for name in ("model.npz", "model-eval.npz", "split.npz"):
         assert (als_run / "checkpoints" / name).is_file(), name
     config = json.loads((als_run / "config.json").read_text())
     assert config["factors"] == 32 and config["regularization"] == 30.0  # resolved defaults recorded
     lines = [json.loads(line) for line in (als_run / "metrics.jsonl").read_text().splitlines()]
     model, popularity = (r for r in lines if r["phase"] == "test")
-    assert model["ndcg@10"] > popularity["ndcg@10"] + 0.1
+    # 3 seeds x 1 and 2 threads: NDCG@10 0.521-0.566, popularity 0.206-0.216 (margin >= 0.305)
+    assert model["ndcg@10"] > popularity["ndcg@10"] + 0.2
 
 
 def test_predict_into_a_closed_pipe_ends_quietly(als_run):
@@ -140,7 +141,7 @@ def test_evaluate_reports_both_precisions_beside_popularity(mltk, als_run):
     assert result["model"] == "als" and "min(k" in result["precision_definition"]
     for key in ("precision@10", "precision_implicit@10", "recall@10", "map@10", "ndcg@10", "auc", "coverage"):
         assert key in result["metrics"] and key in result["popularity"]
-    assert result["metrics"]["ndcg@10"] > result["popularity"]["ndcg@10"]
+    assert result["metrics"]["ndcg@10"] > result["popularity"]["ndcg@10"] + 0.2  # measured margin >= 0.305
     assert json.loads((als_run / "eval.json").read_text())["metrics"] == result["metrics"]
 
 
@@ -148,7 +149,8 @@ def test_stdin_fit_alias_ease_knn_and_evaluate_on_new_data(mltk, table, tmp_path
     text = _csv(table)
     for model in ("ease", "cosine"):
         summary = ok(mltk("recommend", "fit", "-", "-m", model, "--runs-dir", tmp_path, "-q", input=text)).json()
-        assert summary["model"] == model and summary["headline"]["value"] > 0.3
+        # 3 seeds x 1 and 2 threads: ease 0.525-0.567, cosine 0.529-0.559; popularity 0.206-0.216
+        assert summary["model"] == model and summary["headline"]["value"] > 0.45
         history = "g0-item0,g0-item1,g0-item2"
         rows = ok(mltk("recommend", "predict", summary["run_dir"], "--history", history, "-n", "3", "--explain",
                        "--format", "jsonl")).jsonl()  # fmt: skip
@@ -178,7 +180,9 @@ def test_tune_searches_on_validation_and_resume_skips_done_trials(mltk, ratings_
     chosen = json.loads((run / "config.json").read_text())["ease_lambda"]
     assert chosen == max(trials, key=lambda t: t["val_ndcg"])["ease_lambda"]
     assert (run / "plots" / "tune.png").is_file()
-    resumed = ok(mltk("recommend", "fit", ratings_file, *common[:-1], "4", "--resume", run))
+    # the run's config (model, --tune) is reloaded: only what changes is typed
+    resumed = ok(mltk("recommend", "fit", ratings_file, "--runs-dir", tmp_path, "--tune-trials", "4", "--resume", run))
+    assert "3 trials already done" in resumed.stderr
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"tune"' in x]
     assert [t["trial"] for t in lines] == [0, 1, 2, 3] and resumed.json()["run_dir"] == str(run)
 
@@ -188,7 +192,8 @@ def test_temporal_split_and_headerless_columns(mltk, table, tmp_path):
     path.write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in table))
     result = ok(mltk("recommend", "fit", path, "--columns", "user,item,rating,timestamp", "--split", "temporal",
                      "--runs-dir", tmp_path, "--no-refit"))  # fmt: skip
-    assert "temporal split" in result.stderr and result.json()["headline"]["value"] > 0.2
+    # 3 seeds x 1 and 2 threads: NDCG@10 0.461-0.472; popularity 0.192 on this split
+    assert "temporal split" in result.stderr and result.json()["headline"]["value"] > 0.35
     fails(mltk("recommend", "fit", path, "--columns", "user,item", "--runs-dir", tmp_path), 3, "4 columns")
 
 
@@ -209,9 +214,10 @@ def test_metrics_match_implicit(ratings_file):
     import scipy.sparse as sp
     from implicit.evaluation import ranking_metrics_at_k
 
+    from mltoolkit.recommend.config import MODEL_DEFAULTS
     from mltoolkit.recommend.data import ColumnSpec, confidence, load_interactions
     from mltoolkit.recommend.metrics import ranking_metrics
-    from mltoolkit.recommend.models import MODEL_DEFAULTS, build_model, limit_blas
+    from mltoolkit.recommend.models import build_model, limit_blas
     from mltoolkit.recommend.split import split
 
     ratings = load_interactions(str(ratings_file), ColumnSpec()).ratings
@@ -263,7 +269,10 @@ def test_bad_options(mltk, ratings_file, tmp_path, als_run):
 
 @pytest.mark.skipif(not MOVIELENS.is_file(), reason="MovieLens-100K not in ../shared/data")
 def test_movielens_defaults_reach_target(mltk, tmp_path):
-    """The issue's quality bar: default settings, implicit's split (seed 42), NDCG@10 >= 0.42."""
+    """The issue's quality bar: default settings, implicit's split (seed 42), NDCG@10 >= 0.42.
+
+    Measured with 1 and 2 threads: 0.4454 (seed 42; seeds 0 and 1: 0.4402, 0.4512); popularity 0.214.
+    """
     summary = ok(mltk("recommend", "fit", MOVIELENS, "--seed", "42", "--no-refit", "--runs-dir", tmp_path, "-q")).json()
     assert summary["headline"]["value"] >= 0.42
 
@@ -285,11 +294,13 @@ def test_interrupted_tune_is_marked_and_resumes(mltk, ratings_file, tmp_path, mo
     run = tmp_path / "recommend" / "i"
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(training, "fit_and_score", real)
-    result = ok(mltk("recommend", "fit", ratings_file, *common, "--resume", run))
+    result = ok(mltk("recommend", "fit", ratings_file, "--runs-dir", tmp_path, "--resume", run))  # no flags again
     assert "2 trials already done" in result.stderr
     trials = [json.loads(x)["trial"] for x in (run / "metrics.jsonl").read_text().splitlines() if '"tune"' in x]
     assert trials == [0, 1, 2, 3]
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "ease" and config["tune"] and config["tune_trials"] == 4
 
 
 def test_n_larger_than_catalogue_lists_each_unseen_item_once(mltk, als_run, table):

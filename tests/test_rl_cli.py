@@ -93,6 +93,46 @@ def test_predict_reads_stdin_and_names_the_bad_line(mltk, trained):
     fails(mltk("rl", "predict", trained, input="not json\n"), 3, "line 1")
 
 
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("[0, 0, 0, 0]\n".encode("utf-16"), "UTF-8"),
+        (bytes(range(256)) * 4, "UTF-8"),
+        (b"[0, 0, 0]\n", "length 3"),
+    ],
+)
+def test_predict_refuses_a_file_it_cannot_read_naming_it(mltk, trained, tmp_path, content, says):
+    observations = tmp_path / "observations.jsonl"
+    observations.write_bytes(content)
+    result = fails(mltk("rl", "predict", trained, observations), 3, str(observations), says)
+    assert result.stdout == ""
+
+
+def test_predict_refuses_utf16_on_stdin(mltk, trained):
+    fails(mltk("rl", "predict", trained, "-", input="[0, 0, 0, 0]\n".encode("utf-16")), 3, "<stdin>", "UTF-8")
+
+
+def test_a_diverged_policy_is_refused_not_served_as_null_q_values(mltk, trained, tmp_path):
+    import torch
+
+    checkpoint = torch.load(trained / "checkpoints" / "best.pt", weights_only=True)
+    next(iter(checkpoint["state"]["online"].values())).fill_(float("nan"))
+    torch.save(checkpoint, tmp_path / "diverged.pt")
+    fails(mltk("rl", "predict", tmp_path / "diverged.pt", "--q-values", input="[0, 0, 0, 0]\n"), 3, "NaN")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--seed", "-1"), ("--episodes", "0")])
+def test_evaluate_refuses_meaningless_values(mltk, trained, flag, value):
+    fails(mltk("rl", "evaluate", trained, flag, value), 3, flag, value)
+
+
+def test_evaluate_gif_into_a_directory_is_exit_3_and_writes_nothing(mltk, trained, tmp_path):
+    eval_json = trained / "eval.json"
+    eval_json.unlink(missing_ok=True)
+    fails(mltk("rl", "evaluate", trained, "-n", "1", "--gif", tmp_path), 3, str(tmp_path), "directory")
+    assert not eval_json.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_same_seed_same_metrics_and_different_seed_differs(mltk, tmp_path):
     first = Path(_train(mltk, tmp_path, "--seed", "7")["run_dir"])
     second = Path(_train(mltk, tmp_path, "--seed", "7")["run_dir"])

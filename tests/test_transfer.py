@@ -148,13 +148,111 @@ def test_models_lists_classifiers(mltk):
     assert {"resnet18", "mobilenet_v3_small", "vit_b_16"} <= names and "fcn_resnet50" not in names
 
 
-def test_predict_missing_file_warns_and_empty_input_is_usage_error(mltk, shapes, tmp_path):
-    out = ok(mltk("transfer", "train", "--data", shapes, *FAST, "--epochs", "1", "--runs-dir", tmp_path)).json()
+@pytest.fixture(scope="module")
+def scratch_run(shapes, tmp_path_factory) -> Path:
+    """One epoch from random weights at the defaults --weights none brings (no --image-size given)."""
+    from mltoolkit.transfer import TransferConfig, train
+
+    config = TransferConfig(
+        data=str(shapes), weights="none", model="mobilenet_v3_small", epochs=1, threads=1, workers=0
+    )
+    return Path(train(config, runs_dir=tmp_path_factory.mktemp("runs"))["run_dir"])
+
+
+def test_from_scratch_defaults_to_the_from_scratch_recipe_at_the_images_size(scratch_run):
+    from mltoolkit.core.checkpoint import load_checkpoint
+
+    config = json.loads((scratch_run / "config.json").read_text())
+    assert (config["optimizer"], config["lr"], config["schedule"]) == ("adamw", 0.002, "onecycle")
+    pre = load_checkpoint(scratch_run / "checkpoints" / "best.pt", "transfer")["state"]["preprocessing"]
+    assert (pre["resize_size"], pre["crop_size"]) == (32, 28)  # 32 px images are not upscaled to 224
+
+
+def test_pretrained_defaults_and_typed_flags_win():
+    from mltoolkit.core.config import resolve_config
+    from mltoolkit.transfer import TransferConfig
+    from mltoolkit.transfer.data import preprocessing_for
+
+    pretrained = resolve_config(TransferConfig, {"data": "d"})
+    assert (pretrained.optimizer, pretrained.lr, pretrained.schedule, pretrained.resolved_augment()) == (
+        "sgd", 0.001, "step", "basic",
+    )  # fmt: skip
+    scratch = resolve_config(TransferConfig, {"data": "d", "weights": "none", "optimizer": "sgd"})
+    assert (scratch.optimizer, scratch.lr, scratch.resolved_augment()) == ("sgd", 0.002, "none")
+    assert preprocessing_for("resnet18", None, None, native_size=500).crop_size == 224  # never past the recipe's
+    assert preprocessing_for("inception_v3", None, None, native_size=32).crop_size == 75  # the model's least
+
+
+def test_help_says_which_defaults_apply_when(mltk):
+    text = " ".join(ok(mltk("transfer", "train", "--help")).stdout.replace("│", " ").split())
+    assert "adamw with --weights none" in text and "onecycle with --weights none" in text
+    assert "> 0" in text  # --lr's range
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--lr", "0"], ["--momentum", "1"], ["--gamma", "0"], ["--label-smoothing", "1"], ["--seed", "-1"],
+        ["--val-fraction", "1"], ["--workers", "-1"], ["--image-size", "8"], ["--epochs", "0"],
+        ["--model", "inception_v3", "--image-size", "32"],
+    ],
+)  # fmt: skip
+def test_out_of_range_options_are_exit_3_before_anything_is_written(mltk, shapes, tmp_path, option):
+    command = ["transfer", "train", "--data", shapes, *FAST, "--epochs", "1", *option, "--runs-dir", tmp_path]
+    fails(mltk(*command), 3, option[-2])  # FAST, so that a value taken trains for seconds, not hours
+    assert not any(tmp_path.iterdir())
+
+
+def test_one_class_is_exit_3(mltk, copy, tmp_path):
+    for extra in ("square", "triangle"):
+        shutil.rmtree(copy / "train" / extra)
+        shutil.rmtree(copy / "val" / extra)
+    fails(mltk("transfer", "train", "--data", copy, *FAST, "--runs-dir", tmp_path / "runs"), 3, "at least 2 classes")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_download_notice_goes_to_stderr(mltk, shapes, tmp_path, monkeypatch):
+    import urllib.error
+
+    import torch.hub
+
+    def offline(url, *args, **kwargs):  # torch.hub has already announced the download on stdout
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # nothing cached: torch.hub downloads
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    options = ["--data", shapes, "--model", "mobilenet_v3_small", "--runs-dir", tmp_path / "runs"]
+    result = fails(mltk("transfer", "finetune", *options), 4, "could not download")
+    assert result.stdout == "" and "Downloading" in result.stderr
+
+
+def test_evaluate_and_predict_refuse_counts_below_1(mltk, scratch_run):
+    fails(mltk("transfer", "evaluate", scratch_run, "--top-k", "-1"), 3, "--top-k")
+    fails(mltk("transfer", "evaluate", scratch_run, "--batch-size", "0"), 3, "--batch-size")
+    fails(mltk("transfer", "predict", scratch_run, "-", "--top-k", "0", input="a.png\n"), 3, "--top-k")
+
+
+def test_predict_missing_file_warns_and_empty_input_is_usage_error(mltk, shapes, scratch_run, tmp_path):
     good = next((shapes / "val").rglob("*.png"))
-    result = ok(mltk("transfer", "predict", out["run_dir"], good, tmp_path / "absent.png"))
+    result = ok(mltk("transfer", "predict", scratch_run, good, tmp_path / "absent.png"))
     assert len(result.stdout.splitlines()) == 2 and "absent.png" in result.stderr
-    fails(mltk("transfer", "predict", out["run_dir"], tmp_path / "absent.png", "--strict"), 3, "absent.png")
-    assert mltk("transfer", "predict", out["run_dir"]).exit_code == 2
+    fails(mltk("transfer", "predict", scratch_run, tmp_path / "absent.png", "--strict"), 3, "absent.png")
+    assert mltk("transfer", "predict", scratch_run).exit_code == 2
+
+
+def test_predict_with_nothing_classified_is_one_error(mltk, shapes, scratch_run, tmp_path):
+    garbage = "\n".join(f"{i} {'x' * 300} \x00 not a path" for i in range(20)) + "\n"
+    result = fails(mltk("transfer", "predict", scratch_run, "-", input=garbage), 3, "none of the 20 inputs")
+    assert result.stdout == "" and "skipped" not in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    fails(mltk("transfer", "predict", scratch_run, empty, "-o", tmp_path / "out.csv"), 3, "no images to classify")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_predict_output_that_is_a_directory_is_exit_3(mltk, shapes, scratch_run, tmp_path):
+    fails(mltk("transfer", "predict", scratch_run, shapes / "val", "-o", tmp_path), 3, "is a directory")
+    assert not any(tmp_path.iterdir())
 
 
 def test_recipe_options_run(mltk, shapes, tmp_path):

@@ -10,6 +10,7 @@ CSV it beat ``pyarrow.csv`` once the result must become one float matrix (benchm
 from __future__ import annotations
 
 import io
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ class Table:
     labels: np.ndarray | None = None  # LibSVM's first field
     headerless: bool = False
     side: dict[str, np.ndarray] = field(default_factory=dict)  # weight / query / init side files
+    first_row: int = 0  # a chunk's first row in the whole input (0-based), for error messages
 
     @property
     def num_rows(self) -> int:
@@ -160,34 +162,42 @@ def iter_chunks(source: str | Path, chunk_rows: int) -> Iterator[Table]:
 
     Side files are not read here: a chunk has no file of its own (``read_side_files`` on the path).
     """
-    import pandas as pd
-
     name = source_name(source)
     head, handle = _head(source)
     if not head.strip():
         raise DataError(f"{name}: empty input, expected a table")
     layout = sniff_layout(source, head)
     try:
-        if layout.kind == "delimited":
-            for frame in _read_delimited(handle, layout, chunksize=chunk_rows):
-                if not layout.header:
-                    frame.columns = [str(c) for c in frame.columns]
-                yield Table(source=name, frame=frame.reset_index(drop=True), headerless=not layout.header)
-        elif layout.kind == "parquet":
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(_seekable(handle)).iter_batches(batch_size=chunk_rows):
-                yield Table(source=name, frame=batch.to_pandas())
-        elif layout.kind == "jsonl":
-            for frame in pd.read_json(handle, lines=True, chunksize=chunk_rows):
-                yield Table(source=name, frame=frame.reset_index(drop=True))
-        else:
-            sparse, labels = read_libsvm(handle, name)
-            for start in range(0, sparse.shape[0], chunk_rows):
-                stop = start + chunk_rows
-                yield Table(source=name, sparse=sparse[start:stop], labels=labels[start:stop])
+        first = 0
+        for table in _chunks(handle, layout, name, chunk_rows):
+            table.first_row, first = first, first + table.num_rows
+            yield table
     except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{name}: cannot parse as {layout.kind} ({str(exc).splitlines()[0]})") from None
+
+
+def _chunks(handle: Any, layout: TextLayout, name: str, chunk_rows: int) -> Iterator[Table]:
+    """The chunks of one layout, as its reader cuts them."""
+    import pandas as pd
+
+    if layout.kind == "delimited":
+        for frame in _read_delimited(handle, layout, chunksize=chunk_rows):
+            if not layout.header:
+                frame.columns = [str(c) for c in frame.columns]
+            yield Table(source=name, frame=frame.reset_index(drop=True), headerless=not layout.header)
+    elif layout.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(_seekable(handle)).iter_batches(batch_size=chunk_rows):
+            yield Table(source=name, frame=batch.to_pandas())
+    elif layout.kind == "jsonl":
+        for frame in pd.read_json(handle, lines=True, chunksize=chunk_rows):
+            yield Table(source=name, frame=frame.reset_index(drop=True))
+    else:
+        sparse, labels = read_libsvm(handle, name)
+        for start in range(0, sparse.shape[0], chunk_rows):
+            stop = start + chunk_rows
+            yield Table(source=name, sparse=sparse[start:stop], labels=labels[start:stop])
 
 
 def read_libsvm(handle: Any, name: str) -> tuple[Any, np.ndarray]:
@@ -212,6 +222,8 @@ def read_libsvm(handle: Any, name: str) -> tuple[Any, np.ndarray]:
                 values.append(float(value))
         except ValueError:
             raise DataError(f"{name}: line {lineno}: not LibSVM 'label index:value ...' ({line[:60]!r})") from None
+        if any(map(math.isinf, (labels[-1], *values[indptr[-1] :]))):
+            raise DataError(f"{name}: line {lineno}: an infinite value; only finite numbers (or nan) ({line[:60]!r})")
         indptr.append(len(indices))
     width = max(indices) + 1 if indices else 0
     matrix = sp.csr_matrix(
@@ -230,10 +242,7 @@ def read_side_files(path: Path, rows: int) -> dict[str, np.ndarray]:
         side_path = Path(f"{path}.{kind}")
         if not side_path.exists():
             continue
-        try:
-            values = np.loadtxt(side_path, dtype=np.float64, ndmin=1)
-        except ValueError as exc:
-            raise DataError(f"{side_path}: not a column of numbers ({exc})") from None
+        values = read_side_file(side_path)
         if kind == "query":
             if values.sum() != rows:
                 raise DataError(f"{side_path}: group sizes add up to {int(values.sum())} but {path} has {rows} rows")
@@ -244,6 +253,21 @@ def read_side_files(path: Path, rows: int) -> dict[str, np.ndarray]:
     return side
 
 
+def read_side_file(path: Path) -> np.ndarray:
+    """One side file's numbers; an infinity is refused (NaN is a missing weight or score, as in LightGBM)."""
+    import numpy as np
+
+    try:
+        values = np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a column of numbers ({str(exc).splitlines()[0]})") from None
+    infinite = np.argwhere(np.isinf(values))
+    if len(infinite):
+        line = int(infinite[0][0]) + 1
+        raise DataError(f"{path}: line {line}: {values[tuple(infinite[0])]} is not a finite number")
+    return values
+
+
 def read_lightgbm_config(path: str | Path) -> dict[str, str]:
     """Parse a LightGBM CLI config (``key = value`` lines, ``#`` comments) into raw strings."""
     path = Path(path)
@@ -251,6 +275,10 @@ def read_lightgbm_config(path: str | Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: LightGBM config not found") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (a LightGBM 'key = value' config was expected)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the LightGBM config ({exc.strerror})") from None
     params: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()

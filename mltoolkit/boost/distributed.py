@@ -18,7 +18,8 @@ of two documented limits of ``lightgbm.dask`` (4.7):
 - it concatenates a worker's partitions into one array before building the Dataset (twice the
   memory); here the Dataset is built from the list of partitions without a copy.
 Feature bins come from one sample of all partitions, shared by every worker, as one machine bins.
-Only this process (the client) writes the run directory, and only after training has succeeded.
+Only this process (the client) writes the run directory, and only after training has succeeded: the
+same model.txt (its schema line included, so it loads alone), schema.json and summary as on one machine.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import glob
 import logging
 import operator
+import os
 import socket
 import sys
 import tempfile
@@ -43,9 +45,11 @@ from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name
 from mltoolkit.boost.schema import MAX_CLASSES, Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, warn
+from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.device import available_cores
 from mltoolkit.core.errors import DataError, ResourceError, UsageError
 from mltoolkit.core.runs import Run, start_run
+from mltoolkit.techniques import BOOST
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -467,7 +471,8 @@ def _fit_or_fail(run: Run, *args: Any) -> tuple[Any, dict[str, Any]]:
     except Exception as exc:
         reason = lost_worker(exc)
         if reason is not None:
-            run.write_summary({"status": "failed", "error": f"a Dask worker failed during training: {reason}"})
+            error = f"a Dask worker failed during training: {reason}"
+            run.write_summary({**run.read_summary(), "status": "failed", "error": error})
             message = f"a Dask worker failed during training ({reason}); {run.path} is marked failed"
             raise ResourceError(message) from None
         if isinstance(exc, LightGBMError):
@@ -481,8 +486,8 @@ def _sizes(client: Client, parts: list[Future]) -> list[int]:
 
 def train_on_cluster(
     cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
-) -> dict[str, Any]:
-    """``train`` on a Dask cluster: the same schema, validation, refit and run directory as on one machine.
+) -> TrainResult:
+    """``train`` on a Dask cluster: the same schema, validation, refit, run directory and result as on one machine.
 
     Not here: ``--tune``, ``--cv`` and ``--resume`` (each would repeat a cluster-wide pass per trial or
     fold; a cluster run is restarted instead), and LightGBM side files (use columns).
@@ -505,7 +510,7 @@ def train_on_cluster(
         if valid_files:
             valid_parts = encode_parts(client, read_parts(valid_files)[0], valid_files, schema, 0, seed)[0]
         run, _ = start_run(
-            "boost", config_dict(cfg), name=name or _default_name(files[0]), runs_dir=runs_dir, device="cpu",
+            BOOST.name, config_dict(cfg), name=name or _default_name(files[0]), runs_dir=runs_dir, device="cpu",
             seed=cfg.seed,
         )  # fmt: skip
         info(f"run: {run.path}  ({rows} rows in {len(files)} part(s), {len(schema.features)} features)")
@@ -522,23 +527,29 @@ def train_on_cluster(
             run.write_summary({"status": "refitting", "valid": fitted["best_score"]})
             refit = {k: v for k, v in params.items() if k != "early_stopping_round"}
             booster, _ = _fit_or_fail(run, client, refit, train_parts + valid_parts, [], best_round, 0, schema)
-    summary = finish_run(run, booster, schema, best_round, fitted["best_score"], started)
-    return {"run_dir": str(run.path), "task": schema.task, "validation": validation, "best_round": best_round,
-            "valid": fitted["best_score"], "wall_time_s": summary["wall_time_s"]}  # fmt: skip
+    extra = {"task": schema.task, "validation": validation}
+    wall_time_s = time.perf_counter() - started
+    return finish_run(run, booster, schema, params, best_round, fitted["best_score"], wall_time_s, extra)
 
 
-def _score_part(model: Any, path: str, target: str | None, fmt: str, proba: bool, explain: bool) -> tuple[int, bytes]:
-    """Score one part on a worker: into ``target``, or returned as bytes for the client to print in order."""
+def _score_part(
+    model: Any, path: str, target: str | None, fmt: str, proba: bool, explain: bool, client_pid: int
+) -> tuple[int, bytes]:
+    """Score one part on a worker through the predictor ``boost predict`` uses (the same records): into
+    ``target``, or returned as bytes for the client to print in order."""
     from distributed import get_worker
 
-    from mltoolkit.boost.score import CHUNK_ROWS, _score
+    from mltoolkit.boost.score import BoostPredictor, write_predictions
+    from mltoolkit.core.console import set_quiet
 
-    threads = get_worker().state.nthreads
+    if os.getpid() != client_pid:  # a worker process: the client says what was scored, once
+        set_quiet(True)
+    predictor = BoostPredictor(model, get_worker().state.nthreads)
     if target is not None:
-        return _score(model, path, target, fmt, proba, explain, threads, CHUNK_ROWS), b""
+        return write_predictions(predictor, path, output=target, fmt=fmt, proba=proba, explain=explain), b""
     with tempfile.TemporaryDirectory(prefix="mltk-score-") as tmp:
         out = Path(tmp) / f"part.{fmt}"
-        rows = _score(model, path, out, fmt, proba, explain, threads, CHUNK_ROWS)
+        rows = write_predictions(predictor, path, output=out, fmt=fmt, proba=proba, explain=explain)
         return rows, out.read_bytes()
 
 
@@ -574,7 +585,8 @@ def predict_on_cluster(
     with connect(spec) as client:
         shared = client.scatter(model, broadcast=True)
         futures = [
-            client.submit(_score_part, shared, f, t, fmt, proba, explain, pure=False) for f, t in zip(files, targets)
+            client.submit(_score_part, shared, f, t, fmt, proba, explain, os.getpid(), pure=False)
+            for f, t in zip(files, targets)
         ]
         for index, future in enumerate(futures):
             rows, text = future.result()

@@ -2,127 +2,186 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mltoolkit.boost.data import parse_value, read_lightgbm_config
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.params import RunOptions, param
+from mltoolkit.core.params import check_config as check_ranges
+
+Task = Literal["auto", "binary", "multiclass", "regression", "lambdarank"]
+_COLUMNS = "Columns"
+_FIT = "Boosting"
+_CHECK = "Validation and tuning"
+_CLUSTER = "More than one machine"
 
 
 @dataclass
-class BoostConfig:
-    """Everything ``mltk boost train`` needs; written whole to config.json."""
+class BoostConfig(RunOptions):
+    """Everything ``mltk boost train`` needs; written whole to config.json.
 
-    data: str | None = None
-    target: str | None = None
-    label_column: int | None = None
-    task: str = "auto"
-    weight: str | None = None
-    group: str | None = None
-    id: list[str] = field(default_factory=list)
-    drop: list[str] = field(default_factory=list)
-    categorical: list[str] = field(default_factory=list)
-    valid: str | None = None
-    valid_fraction: float = 0.2
-    num_rounds: int = 1000
-    learning_rate: float = 0.05
-    num_leaves: int = 31
-    early_stopping: int = 50
-    params: list[str] = field(default_factory=list)
-    cv: int = 0
-    tune: bool = False
-    tune_trials: int = 12
-    refit: bool = True
-    init_score: bool = True
-    seed: int | None = None
-    threads: int = 0
-    deterministic: bool = False
-    lightgbm_config: str | None = None
-    dask: str | None = None  # a scheduler address or local[:N[:MEMORY]]: train on a Dask cluster
+    Each field carries its help text and range: ``train``'s options come from them (the repeatable
+    column lists and ``--param`` are declared in cli.py from the same fields' help).
+    """
+
+    data: str | None = param(None, "Training table, or - for stdin.", path=True, cli=False)
+    target: str | None = param(None, "The column to predict.", short="-t", panel=_COLUMNS)
+    label_column: int | None = param(
+        None, "The target by position (headerless files).", ge=0, default_text="0 there", panel=_COLUMNS
+    )
+    task: Task = param("auto", "The learning task; auto chooses from the target (and --group).", panel=_COLUMNS)
+    weight: str | None = param(None, "Column of row weights (or a DATA.weight side file).", panel=_COLUMNS)
+    group: str | None = param(None, "Column of query ids for ranking (or a DATA.query side file).", panel=_COLUMNS)
+    id: list[str] = param(
+        [], "Id column(s) passed through to predict output (repeat or COL1,COL2).", cli=False, panel=_COLUMNS
+    )
+    drop: list[str] = param([], "Column(s) not to use as features (repeat or COL1,COL2).", cli=False, panel=_COLUMNS)
+    categorical: list[str] = param(
+        [],
+        "Treat these columns as categorical; text columns always are (repeat or COL1,COL2).",
+        cli=False,
+        panel=_COLUMNS,
+    )
+    valid: str | None = param(
+        None, "Validation table for early stopping (instead of a split).", path=True, panel=_CHECK
+    )
+    valid_fraction: float = param(
+        0.2, "Hold out this fraction of DATA for early stopping; 0 = none.", ge=0, lt=1, panel=_CHECK
+    )
+    num_rounds: int = param(1000, "Most boosting rounds.", ge=1, panel=_FIT)
+    learning_rate: float = param(0.05, "Shrinkage per round.", gt=0, panel=_FIT)
+    num_leaves: int = param(31, "Leaves per tree.", ge=2, le=131072, panel=_FIT)
+    early_stopping: int = param(50, "Stop after this many rounds without improvement; 0 = off.", ge=0, panel=_FIT)
+    params: list[str] = param([], "Any LightGBM parameter as key=value (repeatable).", cli=False, panel=_FIT)
+    cv: int = param(
+        0, "Print K-fold cross-validated metrics before the final fit; 0 = off, else K >= 2.", ge=0, panel=_CHECK
+    )
+    tune: bool = param(
+        False, "Search tree size and regularisation by 3-fold CV on the training rows first.", panel=_CHECK
+    )
+    tune_trials: int = param(12, "Candidates --tune tries.", ge=1, panel=_CHECK)
+    refit: bool = param(
+        True, "Refit on all rows for the (scaled) best round count found on the split or by CV.", panel=_CHECK
+    )
+    init_score: bool = param(True, "Use DATA.init side files.", panel=_COLUMNS)
+    seed: int | None = param(
+        None, "Seed for LightGBM and the split.", ge=0, default_text="LightGBM's own seeds, split 0", panel=_FIT
+    )
+    threads: int = param(0, "CPU threads to use; 0 means every core this process may use.", ge=0, panel=_FIT)
+    deterministic: bool = param(False, "Bit-identical models whatever the thread count (slower).", panel=_FIT)
+    lightgbm_config: str | None = param(
+        None,
+        "A LightGBM CLI config (train.conf): its data, valid_data and parameters, as LightGBM would.",
+        path=True,
+        panel=_FIT,
+    )
+    dask: str | None = param(
+        None,
+        "Run on a Dask cluster: a scheduler address (tcp://host:8786) or local[:N[:MEMORY]] (N worker processes "
+        "here); DATA is then a glob or folder of CSV/Parquet parts. Needs mltk[dask].",
+        panel=_CLUSTER,
+    )
 
 
 def check_config(cfg: BoostConfig) -> None:
-    """Reject values no run could use before anything is read (LightGBM would fail later, less clearly)."""
-    at_least = {"num_rounds": (cfg.num_rounds, 1), "num_leaves": (cfg.num_leaves, 2),
-                "early_stopping": (cfg.early_stopping, 0), "tune_trials": (cfg.tune_trials, 1)}  # fmt: skip
-    for key, (value, minimum) in at_least.items():
-        if value < minimum:
-            raise DataError(f"--{key.replace('_', '-')} must be at least {minimum} (got {value})")
-    if cfg.learning_rate <= 0:
-        raise DataError(f"--learning-rate must be positive (got {cfg.learning_rate})")
-    if not 0 <= cfg.valid_fraction < 1:
-        raise DataError(f"--valid-fraction must be at least 0 and below 1 (got {cfg.valid_fraction})")
-    if cfg.cv == 1 or cfg.cv < 0:
-        raise DataError(f"--cv must be 0 (off) or at least 2 folds (got {cfg.cv})")
+    """Refuse what no run could use, before anything is read: each field's range, then what a range cannot say."""
+    check_ranges(cfg)
+    if cfg.cv == 1:
+        raise DataError("--cv must be 0 (off) or at least 2 folds (got 1)")
+    parse_params(cfg.params)  # a malformed pair or an unknown LightGBM parameter
 
 
-# LightGBM CLI keys that say where files are or how the CLI runs, not how to train.
-_CLI_ONLY = {
-    "task", "output_model", "output_result", "input_model", "num_machines", "local_listen_port",
-    "machine_list_file", "machine_list_filename", "is_save_binary_file", "save_binary", "is_save_binary",
-    "use_two_round_loading", "two_round", "two_round_loading", "metric_freq", "output_freq",
-    "is_training_metric", "training_metric", "train_metric", "tree_learner", "tree", "tree_type",
-    "is_enable_sparse", "is_sparse", "enable_sparse", "sparse", "config", "config_file",
-}  # fmt: skip
-_ALIASES = {
-    "data": ("data", "train", "train_data", "train_data_file", "data_filename"),
-    "valid": ("valid_data", "valid", "test", "test_data", "valid_data_file", "valid_filenames"),
-    "num_rounds": ("num_trees", "num_tree", "num_iterations", "num_iteration", "n_iter", "num_round",
-                   "num_rounds", "nrounds", "num_boost_round", "n_estimators", "max_iter"),
-    "learning_rate": ("learning_rate", "shrinkage_rate", "eta"),
-    "num_leaves": ("num_leaves", "num_leaf", "max_leaves", "max_leaf", "max_leaf_nodes"),
-    "early_stopping": ("early_stopping_round", "early_stopping_rounds", "early_stopping", "n_iter_no_change"),
-    "objective": ("objective", "objective_type", "app", "application", "loss"),
-    "label_column": ("label_column", "label"),
-}  # fmt: skip
-OBJECTIVE_KEYS = _ALIASES["objective"]
+# LightGBM CLI keys (each with its aliases) that say where files are or how the CLI runs, not how to train.
+_CLI_ONLY = ("task", "output_model", "output_result", "input_model", "num_machines", "local_listen_port",
+             "machine_list_filename", "save_binary", "two_round", "metric_freq", "is_provide_training_metric",
+             "tree_learner", "is_enable_sparse", "config")  # fmt: skip
+# Our options and the LightGBM parameter each stands for (a train.conf may use any alias of it).
+_OPTION_OF = {"data": "data", "valid": "valid", "num_rounds": "num_iterations", "learning_rate": "learning_rate",
+              "num_leaves": "num_leaves", "early_stopping": "early_stopping_round"}  # fmt: skip
 _TASK_OF_OBJECTIVE = {"binary": "binary", "multiclass": "multiclass", "multiclassova": "multiclass",
                       "multiclass_ova": "multiclass", "ova": "multiclass", "ovr": "multiclass",
                       "lambdarank": "lambdarank", "rank_xendcg": "lambdarank", "xendcg": "lambdarank"}  # fmt: skip
 
 
-def _pop_alias(params: dict[str, str], key: str) -> str | None:
-    found = None
-    for alias in _ALIASES[key]:
-        if alias in params:
-            found = params.pop(alias)
-    return found
+@cache
+def _lightgbm_aliases() -> dict[str, list[str]]:
+    """Every LightGBM parameter and its aliases (main name first), as the library lists them.
+
+    ``lightgbm.basic._ConfigAliases`` is how LightGBM's own Python package reads its C API's
+    ``LGBM_DumpParamAliases``; a hand-kept list would fall behind the installed version.
+    """
+    from mltoolkit.boost.booster import lightgbm
+
+    return lightgbm().basic._ConfigAliases._get_all_param_aliases()
+
+
+def aliases(name: str) -> list[str]:
+    """A LightGBM parameter's names, main name first: ``aliases("objective")`` -> objective, app, loss..."""
+    return _lightgbm_aliases()[name]
+
+
+def _pop_alias(params: dict[str, str], name: str) -> str | None:
+    """Remove every alias of ``name`` from ``params``; the value LightGBM would use (main name first)."""
+    found = [params.pop(alias) for alias in aliases(name) if alias in params]
+    return found[0] if found else None
+
+
+def check_param_names(names: Iterable[str], source: str) -> None:
+    """Refuse a key that is no LightGBM parameter: LightGBM would warn (unseen with verbose=-1) and ignore it."""
+    known = {alias for group in _lightgbm_aliases().values() for alias in group}
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise DataError(f"{source}: {name!r} is not a LightGBM parameter{hint}")
 
 
 def config_from_lightgbm(path: str | Path) -> dict[str, Any]:
     """A config layer from a LightGBM CLI config file; paths in it are relative to the file."""
     path = Path(path)
     raw = read_lightgbm_config(path)
+    check_param_names(raw, str(path))
     layer: dict[str, Any] = {"lightgbm_config": str(path), "valid_fraction": 0.0, "early_stopping": 0,
                              "num_rounds": 100, "learning_rate": 0.1, "num_leaves": 31, "refit": False}  # fmt: skip
     for key in ("data", "valid"):
-        value = _pop_alias(raw, key)
+        value = _pop_alias(raw, _OPTION_OF[key])
         if value:
             first = value.split(",")[0].strip()
             layer[key] = str(path.parent / first) if not Path(first).is_absolute() else first
     for key, kind in (("num_rounds", int), ("learning_rate", float), ("num_leaves", int), ("early_stopping", int)):
-        value = _pop_alias(raw, key)
+        value = _pop_alias(raw, _OPTION_OF[key])
         if value is not None:
-            try:
-                layer[key] = kind(value)
-            except ValueError:
-                raise DataError(f"{path}: {key} = {value!r} is not a number") from None
+            layer[key] = _number(kind, value, f"{path}: {key}")
     label = _pop_alias(raw, "label_column")
     if label is not None:
         if label.startswith("name:"):
             layer["target"] = label[5:]
         else:
-            layer["label_column"] = int(label)
+            layer["label_column"] = _number(int, label, f"{path}: label_column")
     objective = _pop_alias(raw, "objective")
     if objective:
         layer["task"] = _TASK_OF_OBJECTIVE.get(objective, "regression")
         if objective not in ("binary", "multiclass", "lambdarank", "regression"):
             raw["objective"] = objective  # a specific loss (huber, xentropy, ...): keep it
-    for key in _CLI_ONLY:
-        raw.pop(key, None)
-    layer["params"] = [f"{k}={v}" for k, v in raw.items()]
+    layer["params"] = [f"{k}={v}" for k, v in raw.items() if not is_cli_only(k)]
     return layer
+
+
+def is_cli_only(key: str) -> bool:
+    """A train.conf key that says where files are or how LightGBM's CLI runs, not how to train."""
+    return any(key in aliases(name) for name in _CLI_ONLY)
+
+
+def _number(kind: type, text: str, where: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise DataError(f"{where} = {text!r} is not {'an integer' if kind is int else 'a number'}") from None
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -135,6 +194,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         if not key:
             raise DataError(f"--param {pair!r}: empty key")
         out[key] = parse_value(value)
+    check_param_names(out, "--param")
     return out
 
 

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from mltoolkit.boost.booster import lightgbm
 from mltoolkit.boost.data import Table
-from mltoolkit.boost.schema import TASKS, Schema, class_labels, infer_features, infer_task
+from mltoolkit.boost.schema import TASKS, Schema, class_labels, infer_features, infer_task, numbers
 from mltoolkit.core.console import info
 from mltoolkit.core.errors import DataError
 
@@ -36,6 +37,22 @@ class Prepared:
             None,
             None if self.init is None else self.init[rows],
         )
+
+
+def to_dataset(data: Prepared, params: dict[str, Any], categorical: list[int], reference: Any = None) -> Any:
+    """A ``lightgbm.Dataset`` of ``data``, keeping the raw matrix (``lightgbm.cv`` cuts its folds from it)."""
+    lgb = lightgbm()
+    return lgb.Dataset(
+        data.X,
+        label=data.y,
+        weight=data.weight,
+        group=data.group,
+        init_score=data.init,
+        categorical_feature=categorical if categorical else "auto",
+        params=params,
+        reference=reference,
+        free_raw_data=False,
+    )
 
 
 def target_name(table: Table, target: str | None, label_column: int | None) -> str | None:
@@ -86,6 +103,9 @@ def build_schema(
         absent = [c for c in named if c not in frame.columns]
         if absent:
             raise DataError(f"{table.source}: column(s) {', '.join(absent)} not in the table")
+        for option, columns in (("--weight", [weight]), ("--group", [group]), ("--drop", drop)):
+            if target in columns:
+                raise DataError(f"{option} {target!r}: that is the target column, it cannot also be {option[2:]}")
         labels = frame[target]
         has_group = group is not None or "query" in table.side
         exclude = {target, weight, group, *ids, *drop}
@@ -129,7 +149,7 @@ def prepare(table: Table, schema: Schema, *, with_target: bool = True, warned: s
                 raise DataError(f"{table.source}: no target column {schema.target!r} to evaluate against")
             y = schema.encode_target(table.frame[schema.target].to_numpy(), table.source)
     if schema.weight is not None and table.frame is not None and schema.weight in table.frame.columns:
-        weight = table.frame[schema.weight].to_numpy(dtype=np.float64)
+        weight = numbers(table.frame[schema.weight], schema.weight, table.source, table.first_row)
     elif "weight" in table.side:
         weight = table.side["weight"]
     init = table.side.get("init") if schema.init_score else None

@@ -60,7 +60,7 @@ class Schema:
         features = [Feature(**f) for f in data.pop("features")]
         return cls(features=features, **data)
 
-    def encode(self, table: Table, *, first_row: int = 0, warned: set[str] | None = None) -> Any:
+    def encode(self, table: Table, *, warned: set[str] | None = None) -> Any:
         """The feature matrix of ``table`` in training order and encoding (float64, CSR for LibSVM)."""
         if self.sparse_width is not None:
             return _sparse_features(table, self.sparse_width)
@@ -68,7 +68,7 @@ class Schema:
         missing = [name for name in self.names if name not in frame.columns]
         if missing:
             raise DataError(f"{table.source}: missing feature column(s) {', '.join(missing)} used in training")
-        return encode_frame(frame, self.features, table.source, first_row, warned if warned is not None else set())
+        return encode_frame(frame, self.features, table, warned if warned is not None else set())
 
     def encode_target(self, values: Any, source: str) -> np.ndarray:
         """Class labels to 0..K-1 (unknown class -> DataError), numbers to float64."""
@@ -80,7 +80,7 @@ class Schema:
             row = int(np.flatnonzero(series.isna().to_numpy())[0]) + 1
             raise DataError(f"{source}: target {self.target!r} is empty in row {row}")
         if self.classes is None:
-            return _numeric(series, self.target or "label", source, 0)
+            return numbers(series, self.target or "label", source)
         codes = pd.Index(self.classes).get_indexer(_as_level_type(series, self.classes))
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
@@ -154,9 +154,7 @@ def _reject_stray_text(column: pd.Series, name: str, source: str) -> None:
         raise DataError(f"{source}: column {name!r} row {row}: {present.iloc[bad]!r} is not a number")
 
 
-def encode_frame(
-    frame: pd.DataFrame, features: list[Feature], source: str, first_row: int, warned: set[str]
-) -> np.ndarray:
+def encode_frame(frame: pd.DataFrame, features: list[Feature], table: Table, warned: set[str]) -> np.ndarray:
     """Build the Fortran-ordered float64 matrix LightGBM reads without a copy."""
     import numpy as np
     import pandas as pd
@@ -171,12 +169,12 @@ def encode_frame(
                 warned.add(feature.name)
                 example = column[unseen].iloc[0]
                 warn(
-                    f"{source}: column {feature.name!r} has {int(unseen.sum())} value(s) never seen in training "
+                    f"{table.source}: column {feature.name!r} has {int(unseen.sum())} value(s) never seen in training "
                     f"(e.g. {example!r}); treated as missing"
                 )
             matrix[:, j] = np.where(codes < 0, np.nan, codes)
         else:
-            matrix[:, j] = _numeric(column, feature.name, source, first_row)
+            matrix[:, j] = numbers(column, feature.name, table.source, table.first_row)
     return matrix
 
 
@@ -193,21 +191,28 @@ def _as_level_type(column: pd.Series, levels: list[Any] | None) -> pd.Series:
     return pd.to_numeric(column, errors="coerce")
 
 
-def _numeric(column: pd.Series, name: str, source: str, first_row: int) -> np.ndarray:
+def numbers(column: pd.Series, name: str, source: str, first_row: int = 0) -> np.ndarray:
+    """A column as float64; empty cells are NaN (LightGBM's missing value). A word or an infinity in it is
+    exit 3 naming the column and the row (counted from ``first_row``, where a chunk of a file starts)."""
     import numpy as np
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-        return column.to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers = pd.to_numeric(column, errors="coerce")
-    bad = numbers.isna().to_numpy() & column.notna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{source}: column {name!r} row {first_row + row + 1}: {column.iloc[row]!r} is not a number "
-            "(it was numeric in training)"
-        )
-    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        parsed = pd.to_numeric(column, errors="coerce")
+        bad = parsed.isna().to_numpy() & column.notna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{source}: column {name!r} row {first_row + row + 1}: {column.iloc[row]!r} is not a number"
+            )
+        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    infinite = np.isinf(values)
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataError(f"{source}: column {name!r} row {first_row + row + 1}: {values[row]} is not a finite number")
+    return values
 
 
 def _sparse_features(table: Table, width: int) -> Any:

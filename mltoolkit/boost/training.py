@@ -8,22 +8,25 @@ from typing import Any
 
 import numpy as np
 
+from mltoolkit.boost import tune as tuning
+from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_model_file, lightgbm, load_booster, save_model
 from mltoolkit.boost.data import Table, read_data
 from mltoolkit.boost.metrics import HEADLINE
 from mltoolkit.boost.params import BoostConfig, check_config, lightgbm_params
-from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name
+from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name, to_dataset
+from mltoolkit.boost.report import write_importance
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress
+from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError, UsageError
-from mltoolkit.core.io import atomic_path, write_json
-from mltoolkit.core.runs import Run, start_run
+from mltoolkit.core.io import atomic_path, read_json, write_json
+from mltoolkit.core.runs import Run, resolve_resume, start_run
+from mltoolkit.techniques import BOOST
 
-MODEL_FILE = "model.txt"
 CHECKPOINT = "interrupted.txt"
 RESUME_STATE = "resume.json"
-SCHEMA_FILE = "schema.json"
 
 
 def load_training_data(cfg: BoostConfig, source: str | None) -> tuple[Schema, Prepared, Table]:
@@ -65,35 +68,24 @@ def split_validation(data: Prepared, fraction: float, seed: int, ranking: bool) 
     return data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))
 
 
-def to_dataset(data: Prepared, params: dict[str, Any], categorical: list[int], reference: Any = None) -> Any:
-    import lightgbm as lgb
-
-    return lgb.Dataset(
-        data.X,
-        label=data.y,
-        weight=data.weight,
-        group=data.group,
-        init_score=data.init,
-        categorical_feature=categorical if categorical else "auto",
-        params=params,
-        reference=reference,
-        free_raw_data=False,
-    )
-
-
 class RoundLogger:
-    """A LightGBM callback: metrics.jsonl line and progress bar per round; keeps the model for Ctrl-C."""
+    """A LightGBM callback: metrics.jsonl line and progress bar per round; keeps the model for Ctrl-C.
+
+    ``rounds`` counts the rounds logged, and only those are saved on Ctrl-C: LightGBM has often built
+    one more tree (the interrupt lands after its native update, before this callback), which would
+    leave metrics.jsonl without that round once the run is resumed.
+    """
 
     def __init__(self, run: Run | None, bar: Any) -> None:
         self.run, self.bar, self.model, self.rounds = run, bar, None, 0
 
     def __call__(self, env: Any) -> None:
-        self.model, self.rounds = env.model, env.iteration + 1
         record: dict[str, Any] = {"round": env.iteration + 1}
         for data_name, metric, value, _ in env.evaluation_result_list or []:
             record[f"{data_name}_{metric}"] = value
         if self.run is not None and len(record) > 1:
             self.run.log(record)
+        self.model, self.rounds = env.model, env.iteration + 1
         self.bar.advance(1, **{k: v for k, v in record.items() if k != "round"})
 
 
@@ -116,12 +108,14 @@ def fit(
     With ``run``, Ctrl-C saves the model so far and what is needed to continue it (``--resume``);
     ``init_model`` (``already`` rounds in it) continues such a model for ``num_rounds`` more rounds.
     """
-    import lightgbm as lgb
-
+    lgb = lightgbm()
     params = dict(params)
     categorical = schema.categorical_indices
     dtrain = to_dataset(train, params, categorical)
     valid_sets = [to_dataset(valid, params, categorical, reference=dtrain)] if valid is not None else []
+    names = ["valid"]
+    if phase == "more":  # rounds added to a finished model hold out no rows: they log training-set metrics
+        valid_sets, names = [dtrain], ["train"]
     if valid_sets and early_stopping > 0:
         params.setdefault("early_stopping_round", early_stopping)
     with progress(num_rounds, description) as bar:
@@ -132,15 +126,15 @@ def fit(
                 dtrain,
                 num_boost_round=num_rounds,
                 valid_sets=valid_sets,
-                valid_names=["valid"],
+                valid_names=names,
                 callbacks=[logger],
-                init_model=str(init_model) if init_model else None,
+                init_model=load_booster(init_model) if init_model else None,
             )
         except KeyboardInterrupt:
             if run is not None and logger.model is not None:
-                done = logger.model.current_iteration()
+                done = logger.rounds  # counted from round 1 of the whole run, resumed or not
                 with atomic_path(run.checkpoints / CHECKPOINT) as tmp:
-                    logger.model.save_model(str(tmp))
+                    logger.model.save_model(str(tmp), num_iteration=done)
                 total = num_rounds + already
                 write_json(run.checkpoints / RESUME_STATE, {"phase": phase, "rounds_done": done,
                                                             "rounds_total": total, "params": params})  # fmt: skip
@@ -153,14 +147,13 @@ def fit(
 
 def train(
     cfg: BoostConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
-) -> dict[str, Any]:
-    """Train a model as ``cfg`` says and write the run directory; return what ``train`` prints.
+) -> TrainResult:
+    """Train a model as ``cfg`` says and write the run directory; its summary.json is the result.
 
-    ``resume`` (a run interrupted with Ctrl-C) continues its saved model for the remaining rounds,
-    with the parameters it was trained with (tuning and cross-validation are not repeated).
+    ``resume`` continues a run with the parameters it was trained with (tuning and cross-validation
+    are not repeated): an interrupted one for its remaining rounds, a finished one's model.txt for
+    more rounds on every training row, up to ``cfg.num_rounds`` rounds in all.
     """
-    from mltoolkit.boost import tune as tuning
-
     check_config(cfg)
     if cfg.dask:
         from mltoolkit.boost.distributed import train_on_cluster
@@ -176,8 +169,8 @@ def train(
     if cfg.valid:
         valid_table = read_data(cfg.valid)
         valid = prepare(valid_table, schema)
-    state = _resume_state(resume, runs_dir) if resume else None
-    refitting = state is not None and state["phase"] == "refit"  # interrupted in the final fit on all rows
+    state = _resume_state(resume, runs_dir, cfg) if resume else None
+    refitting = state is not None and state["phase"] in ("refit", "more")  # a fit on all rows to continue
     use_cv = not refitting and (
         cfg.tune or (state is None and valid is None and cfg.refit and _small(data, cfg, schema))
     )
@@ -187,20 +180,22 @@ def train(
         train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
     run_name = name or _default_name(cfg.data)
     run, _ = start_run(
-        "boost", config_dict(cfg), name=run_name, runs_dir=runs_dir, resume=resume, device="cpu", seed=cfg.seed
+        BOOST.name, config_dict(cfg), name=run_name, runs_dir=runs_dir, resume=resume, device="cpu", seed=cfg.seed
     )
     width = len(schema.features) or schema.sparse_width
     info(f"run: {run.path}  ({data.rows} rows, {width} features, {threads} threads)")
-    result: dict[str, Any] = {"run_dir": str(run.path), "task": schema.task}
+    result: dict[str, Any] = {"task": schema.task}
     if cfg.cv and state is None:
         result["cv"] = tuning.cross_validate(params, data, schema, cfg, seed)
     if refitting:
         params, best_round = state["params"], state["rounds_total"]
-        valid_scores = run.read_summary().get("valid", {})
+        previous = run.read_summary()  # what the run being continued was validated with
+        valid_scores = previous.get("valid", {})
+        result.update({k: previous[k] for k in ("validation", "cv", "tuned_params") if k in previous})
         booster = _fit_all(params, data, schema, best_round, run, state)
     elif use_cv:
         if cfg.tune:
-            chosen = tuning.search(params, data, schema, cfg, seed)
+            chosen = _tune(params, data, schema, cfg, seed)
             result["tuned_params"] = {k: chosen["params"][k] for k in tuning.SEARCHED if k in chosen["params"]}
         else:
             info(f"small table: rounds chosen by {tuning.TUNE_FOLDS}-fold CV rather than one noisy split")
@@ -232,39 +227,38 @@ def train(
             info(f"refit on all {data.rows} rows for {best_round} rounds (best round on the split, scaled)")
             run.write_summary({"status": "refitting", "valid": valid_scores})
             booster = _fit_all(params, data, schema, best_round, run, None)
-    summary = finish_run(run, booster, schema, best_round, valid_scores, started)
-    result.update(best_round=best_round, valid=valid_scores, wall_time_s=summary["wall_time_s"])
-    return result
+    return finish_run(run, booster, schema, params, best_round, valid_scores, time.perf_counter() - started, result)
 
 
 def finish_run(
-    run: Run, booster: Any, schema: Schema, best_round: int, valid_scores: dict[str, float], started: float
-) -> dict[str, Any]:
-    """Write model.txt (``best_round`` trees), schema, importance and summary; return the summary.
+    run: Run, booster: Any, schema: Schema, params: dict[str, Any], best_round: int, valid: dict[str, float],
+    wall_time_s: float, extra: dict[str, Any],
+) -> TrainResult:  # fmt: skip
+    """Write model.txt, schema.json, importance and the summary; keep what ``--resume`` needs to add rounds.
 
-    Nothing of it is written before training has succeeded, so a failed run holds no half model.
+    Nothing of it is written before training has succeeded, so a failed run holds no half model (``--dask``
+    calls it too, once the cluster has trained).
     """
-    from mltoolkit.boost.report import write_importance
-
-    with atomic_path(run.path / MODEL_FILE) as tmp:
-        booster.save_model(str(tmp), num_iteration=best_round)
-    for leftover in (CHECKPOINT, RESUME_STATE):
-        (run.checkpoints / leftover).unlink(missing_ok=True)
+    save_model(booster, run.path / MODEL_FILE, best_round, schema.to_dict())
+    (run.checkpoints / CHECKPOINT).unlink(missing_ok=True)
+    write_json(run.checkpoints / RESUME_STATE,
+               {"phase": "more", "rounds_done": best_round, "rounds_total": best_round, "params": params})  # fmt: skip
     write_json(run.path / SCHEMA_FILE, schema.to_dict())
     importance = write_importance(booster, schema, run)
-    headline_metric = HEADLINE[schema.task]
-    headline = next((v for k, v in valid_scores.items() if k.startswith(_lgb_name(headline_metric))), None)
-    summary = {
-        "status": "completed",
-        "headline": {"metric": f"valid_{headline_metric}", "value": headline},
-        "best": {"round": best_round, **{f"valid_{k}": v for k, v in valid_scores.items()}},
-        "final": {"rounds": booster.current_iteration()},
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "best_checkpoint": MODEL_FILE,
-        "top_features": importance[:5],
-    }
-    run.write_summary(summary)
-    return summary
+    metric = HEADLINE[schema.task]
+    headline = next((v for k, v in valid.items() if k.startswith(_lgb_name(metric))), None)
+    return run.finish(
+        "completed",
+        {"metric": f"valid_{metric}", "value": headline},
+        best={"round": best_round, **{f"valid_{k}": v for k, v in valid.items()}},
+        final={"rounds": booster.current_iteration()},
+        wall_time_s=wall_time_s,
+        best_checkpoint=MODEL_FILE,
+        top_features=importance[:5],
+        **extra,
+        best_round=best_round,
+        valid=valid,
+    )
 
 
 SMALL_SPLIT_ROWS, SMALL_SPLIT_GROUPS = 2000, 200
@@ -274,12 +268,22 @@ def _small(data: Prepared, cfg: BoostConfig, schema: Schema) -> bool:
     """Would the validation split be too small to pick a round count from (noise larger than the gains)?"""
     if cfg.valid_fraction <= 0 or cfg.early_stopping <= 0:
         return False
-    from mltoolkit.boost.tune import TUNE_FOLDS
-
     units = len(data.group) if schema.task == "lambdarank" else data.rows
-    if units < 2 * TUNE_FOLDS:  # too few to fold: the split it is
+    if units < 2 * tuning.TUNE_FOLDS:  # too few to fold: the split it is
         return False
     return units * cfg.valid_fraction < (SMALL_SPLIT_GROUPS if schema.task == "lambdarank" else SMALL_SPLIT_ROWS)
+
+
+def _tune(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostConfig, seed: int) -> dict[str, Any]:
+    """``--tune``: the search, each candidate scored by CV on the same folds of the training rows."""
+    folds = tuning.kfold(data, tuning.TUNE_FOLDS, seed, schema.task == "lambdarank")
+    rounds, patience = max(cfg.num_rounds, tuning.MAX_ROUNDS), cfg.early_stopping or 50
+
+    def evaluate(candidate: dict[str, Any], label: str) -> dict[str, Any]:
+        return tuning.cv_curve(candidate, data, schema, folds, rounds, patience, label)
+
+    objectives = tuning.other_objectives(params, data, cfg)
+    return tuning.search(params, evaluate, trials=cfg.tune_trials, seed=seed, objectives=objectives)
 
 
 def _fit_all(
@@ -288,18 +292,32 @@ def _fit_all(
     """The final model on every training row for a fixed number of rounds (continuing ``state`` if given)."""
     resumed = _continue_from(state, run, rounds)
     params = {k: v for k, v in params.items() if k != "early_stopping_round"}
-    return fit(params, data, None, schema, resumed["rounds"], 0, run, "refit", phase="refit", **resumed["fit"])
+    phase = "more" if state is not None and state["phase"] == "more" else "refit"
+    return fit(params, data, None, schema, resumed["rounds"], 0, run, phase, phase=phase, **resumed["fit"])
 
 
-def _resume_state(resume: str, runs_dir: str | Path) -> dict[str, Any]:
-    from mltoolkit.core.io import read_json
-    from mltoolkit.core.runs import resolve_run_dir
-
-    run_dir = resolve_run_dir(resume, runs_dir, "boost")
+def _resume_state(resume: str, runs_dir: str | Path, cfg: BoostConfig) -> dict[str, Any]:
+    """The run's resume.json, once ``cfg`` is known to continue it as it was trained: only --threads and
+    --tensorboard may change, and --num-rounds (the new total) unless it stopped in the final refit."""
+    run_dir = resolve_resume(resume, runs_dir, BOOST.name)
     state_file = run_dir / "checkpoints" / RESUME_STATE
     if not state_file.exists():
-        raise DataError(f"{run_dir}: nothing to resume (no interrupted model in checkpoints/)")
-    return read_json(state_file)
+        raise DataError(f"{run_dir}: nothing to resume (no checkpoints/{RESUME_STATE})")
+    state, saved = read_json(state_file), read_json(run_dir / "config.json")
+    if not isinstance(state, dict) or not {"phase", "rounds_done", "rounds_total", "params"} <= state.keys():
+        raise DataError(f"{state_file}: damaged resume state (not what an interrupted train wrote)")
+    check_model_file(_resumed_model(run_dir, state))  # before the run is reopened
+    grows = state["phase"] in ("fit", "more")
+    may_change = ("threads", "tensorboard", "num_rounds") if grows else ("threads", "tensorboard")
+    changed = [key for key, value in config_dict(cfg).items() if key not in may_change and saved.get(key) != value]
+    if changed:
+        flags = ", ".join("--" + key.replace("_", "-") for key in changed)
+        raise UsageError(f"--resume continues {run_dir.name}'s model as it was trained: {flags} cannot change")
+    if grows:
+        if cfg.num_rounds <= state["rounds_done"]:
+            raise DataError(f"--num-rounds {cfg.num_rounds}: {run_dir.name} already has {state['rounds_done']} rounds")
+        state["rounds_total"] = cfg.num_rounds
+    return state
 
 
 def _continue_from(state: dict[str, Any] | None, run: Run, rounds: int) -> dict[str, Any]:
@@ -307,11 +325,17 @@ def _continue_from(state: dict[str, Any] | None, run: Run, rounds: int) -> dict[
     if state is None:
         return {"rounds": rounds, "fit": {}}
     done = state["rounds_done"]
-    if state["phase"] == "fit":  # drop lines logged after the saved model's last round
-        run.rewrite_metrics([r for r in run.read_metrics() if r.get("round", 0) <= done])
+    if state["phase"] in ("fit", "more"):  # drop lines logged after the continued model's last round
+        run.keep_metrics_until("round", done)
     info(f"resuming {run.path} at round {done} of {state['rounds_total']}")
-    fit_args = {"init_model": run.checkpoints / CHECKPOINT, "already": done}
+    fit_args = {"init_model": _resumed_model(run.path, state), "already": done}
     return {"rounds": max(0, state["rounds_total"] - done), "fit": fit_args}
+
+
+def _resumed_model(run_dir: Path, state: dict[str, Any]) -> Path:
+    """The model a resume continues: the one saved on Ctrl-C, else (adding rounds) the finished model.txt."""
+    checkpoint = run_dir / "checkpoints" / CHECKPOINT
+    return checkpoint if checkpoint.exists() or state["phase"] != "more" else run_dir / MODEL_FILE
 
 
 def _lgb_name(metric: str) -> str:

@@ -8,12 +8,14 @@ never involved; the winner's parameters and round count (scaled to all rows) tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from mltoolkit.boost.params import OBJECTIVE_KEYS, BoostConfig, parse_params
-from mltoolkit.boost.prepare import Prepared
+from mltoolkit.boost.booster import lightgbm
+from mltoolkit.boost.params import BoostConfig, aliases, parse_params
+from mltoolkit.boost.prepare import Prepared, to_dataset
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.console import info, progress
 from mltoolkit.core.errors import DataError
@@ -64,10 +66,7 @@ def cv_curve(
     description: str,
 ) -> dict[str, Any]:
     """``lightgbm.cv`` over ``folds``: mean (and std) of every metric at the best round of the first one."""
-    import lightgbm as lgb
-
-    from mltoolkit.boost.training import to_dataset
-
+    lgb = lightgbm()
     params = dict(params)
     if early_stopping > 0:
         params["early_stopping_round"] = early_stopping
@@ -103,17 +102,24 @@ def other_objectives(params: dict[str, Any], data: Prepared, cfg: BoostConfig) -
     """
     if params.get("objective") != "regression" or "metric" not in params or data.init is not None:
         return []
-    if set(parse_params(cfg.params)) & set(OBJECTIVE_KEYS):
+    if set(parse_params(cfg.params)) & set(aliases("objective")):
         return []
     return ["cross_entropy"] if 0 <= np.min(data.y) and np.max(data.y) <= 1 else []
 
 
-def search(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostConfig, seed: int) -> dict[str, Any]:
-    """The loss, the tree size, random regularisation, a slower learning rate: ``cfg.tune_trials`` CV runs.
+def search(
+    params: dict[str, Any],
+    evaluate: Callable[[dict[str, Any], str], dict[str, Any]],
+    *,
+    trials: int,
+    seed: int,
+    objectives: list[str],
+) -> dict[str, Any]:
+    """The loss (``params``' own or one of ``objectives``), the tree size, random regularisation, a slower
+    learning rate: ``trials`` candidates, each scored by ``evaluate(candidate, label)`` (a ``cv_curve``).
 
     Returns the best candidate's ``params``, its mean CV ``scores``, best ``round`` and ``curve``.
     """
-    folds = kfold(data, TUNE_FOLDS, seed, schema.task == "lambdarank")
     rng = np.random.default_rng(seed)
     best: dict[str, Any] = {}
     number = 0
@@ -121,11 +127,10 @@ def search(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostCon
     def trial(candidate: dict[str, Any]) -> None:
         nonlocal number
         number += 1
-        rounds = max(cfg.num_rounds, MAX_ROUNDS)
-        result = cv_curve(candidate, data, schema, folds, rounds, cfg.early_stopping or 50, f"trial {number}")
+        result = evaluate(candidate, f"trial {number}")
         metric, value = result["metric"], result["scores"][result["metric"]]
         shown = {k: candidate[k] for k in SEARCHED if k in candidate}
-        info(f"trial {number}/{cfg.tune_trials}: cv {metric} {value:.6f} at round {result['round']} {shown}")
+        info(f"trial {number}/{trials}: cv {metric} {value:.6f} at round {result['round']} {shown}")
         previous = best.get("value")
         if previous is None or (value > previous if higher_is_better(metric) else value < previous):
             best.update(result, params=candidate, value=value)
@@ -133,12 +138,12 @@ def search(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostCon
     # LightGBM's default tree size first, to choose the loss (when there is a choice) for the sweep
     sizes = sorted(TREE_SIZES.items(), key=lambda size: size[0] != DEFAULT_LEAVES)
     trial(dict(params, num_leaves=sizes[0][0], learning_rate=sizes[0][1]))
-    for objective in other_objectives(params, data, cfg)[: cfg.tune_trials - number]:
+    for objective in objectives[: trials - number]:
         trial(dict(best["params"], objective=objective))
-    for leaves, rate in sizes[1:][: max(0, cfg.tune_trials - number)]:
+    for leaves, rate in sizes[1:][: max(0, trials - number)]:
         trial(dict(best["params"], num_leaves=leaves, learning_rate=rate))
     base, tried = best["params"], set()
-    while number < cfg.tune_trials - 1:
+    while number < trials - 1:
         choice = tuple(int(rng.integers(len(v))) for v in SPACE.values())
         if choice in tried and len(tried) < 100:
             continue
@@ -146,7 +151,7 @@ def search(params: dict[str, Any], data: Prepared, schema: Schema, cfg: BoostCon
         candidate = dict(base, **{k: v[i] for (k, v), i in zip(SPACE.items(), choice)})
         candidate["bagging_freq"] = 1 if candidate["bagging_fraction"] < 1 else 0
         trial(candidate)
-    if number < cfg.tune_trials and best["round"] * SLOWER <= MAX_ROUNDS:
+    if number < trials and best["round"] * SLOWER <= MAX_ROUNDS:
         trial(dict(best["params"], learning_rate=best["params"]["learning_rate"] / SLOWER))
     shown = {k: best["params"][k] for k in SEARCHED if k in best["params"]}
     info(f"best: cv {best['metric']} {best['value']:.6f} at round {best['round']} with {shown}")

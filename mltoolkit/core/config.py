@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -27,8 +28,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a config file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read config ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (a JSON, YAML or TOML config was expected)") from None
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -102,6 +107,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and value.lower() in _NON_FINITE:
+        return float(value)  # config.json's spelling of inf and nan (JSON has neither)
     if hint is bool and not isinstance(value, bool):
         raise DataError(f"config key {key!r}: expected true or false, got {value!r}")
     if isinstance(hint, type) and not isinstance(value, hint):
@@ -109,7 +116,41 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     return value
 
 
+_NON_FINITE = ("inf", "+inf", "-inf", "nan")
+
+
 def config_dict(config: Any) -> dict[str, Any]:
-    """A plain dict of a config dataclass, safe for JSON and ``torch.load(weights_only=True)``."""
-    data = dataclasses.asdict(config)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+    """A plain dict of a config dataclass, safe for JSON and ``torch.load(weights_only=True)``.
+
+    inf and nan are written as the strings ``"inf"``, ``"-inf"``, ``"nan"`` (JSON has no such numbers,
+    and ``null`` would read back as "use the default"), which ``build_config`` reads back as floats.
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return value
+
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+
+
+def resolve_config(
+    cls: type[C],
+    flags: dict[str, Any],
+    *,
+    config_file: str | Path | None = None,
+    resumed: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> C:
+    """The one way every ``train`` builds its config: defaults < ``base`` (a preset; ignored when resuming)
+    < the resumed run's config.json < ``--config`` file < typed flags; path fields made absolute, and
+    every value checked against its field's range before anything is written."""
+    from mltoolkit.core.params import absolute_paths, check_config
+
+    file_layer = load_config_file(config_file) if config_file is not None else {}
+    lower = resumed if resumed is not None else (base or {})
+    config = absolute_paths(build_config(cls, lower, file_layer, flags))
+    check_config(config)
+    return config

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mltoolkit.core.errors import DataError, ResourceError
@@ -81,12 +82,13 @@ def available_cores() -> int:
 
 
 def resolve_threads(threads: int | None) -> int:
-    """``None`` or 0 means every core this process may use; a negative count is a usage error."""
+    """``None`` or 0 means every core this process may use; more than that is capped there (native pools
+    allocate per thread: implicit crashed at 100000); a negative count is refused."""
     if threads is None or threads == 0:
         return available_cores()
     if threads < 0:
         raise DataError(f"--threads must be positive (got {threads})")
-    return threads
+    return min(threads, available_cores())
 
 
 def set_threads(threads: int | None) -> int:
@@ -111,3 +113,31 @@ def dataloader_workers(requested: int | None = None) -> int:
             raise DataError(f"--workers must be 0 or more (got {requested})")
         return requested
     return min(8, available_cores() - 1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can have without swapping (``MemAvailable``); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed: int, what: str, largest: Callable[[int], str]) -> None:
+    """Refuse an option whose memory would not fit before it is allocated (exit 3, not an OOM kill later).
+
+    ``largest(available)`` says in the option's own terms what would fit, e.g. ``"--buffer-size 2400000"``.
+    """
+    available = available_memory()
+    if available is not None and needed > available:
+        raise DataError(
+            f"{what} needs {needed / 2**30:.1f} GiB but {available / 2**30:.1f} GiB of memory is available; "
+            f"at most {largest(available)} fits"
+        )

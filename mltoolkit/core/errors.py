@@ -1,7 +1,8 @@
 """Errors that end a command with a one-line message and a documented exit code.
 
 Exit codes (docs/cli.md): 0 ok, 1 bug, 2 usage, 3 bad data or config, 4 resource unavailable,
-130 interrupted. The root CLI turns an ``MltkError`` into its message on stderr and its code.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM). The root CLI turns an ``MltkError`` into its
+message on stderr and its code.
 """
 
 from __future__ import annotations
@@ -29,3 +30,8 @@ class ResourceError(MltkError):
     """Something the command needs is not available here: CUDA, a weights download."""
 
     exit_code = 4
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler, a container stopping), raised where Ctrl-C would be, so every
+    training loop saves ``last`` the same way; the command then exits 143."""

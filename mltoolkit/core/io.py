@@ -35,11 +35,25 @@ def _publish(tmp: str | Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def check_writable_file(path: str | Path) -> Path:
+    """Refuse, before any work, an output path that is a directory or lies under a file (exit 3, not an
+    ``IsADirectoryError`` after the work is done); make its missing parent folders."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give a file path to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DataError(f"{path}: cannot write under {path.parent} (a file, not a folder)") from None
+    except OSError as exc:
+        raise DataError(f"{path.parent}: cannot create the folder ({exc.strerror})") from None
+    return path
+
+
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_writable_file(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     binary = "b" in mode
     try:
@@ -63,7 +77,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def _atomic_path(path: Path) -> Iterator[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_file(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".tmp")
     os.close(fd)
     try:
@@ -127,11 +141,14 @@ def iter_lines(source: str | Path) -> Iterator[tuple[int, str]]:
         except OSError as exc:
             raise DataError(f"{path}: cannot read ({exc.strerror})") from None
         close = True
+    number = 0
     try:
         for number, line in enumerate(handle, start=1):
             line = line.strip()
             if line:
                 yield number, line
+    except UnicodeDecodeError:
+        raise DataError(f"{source_name(source)}: line {number + 1} is not UTF-8 text") from None
     finally:
         if close:
             handle.close()
@@ -260,7 +277,7 @@ class RecordWriter:
 
             raise UsageError(f"unknown --format {fmt!r}; expected csv or jsonl")
         self.fmt = fmt
-        self.dest = None if dest in (None, STDIO) else Path(dest)
+        self.dest = None if dest in (None, STDIO) else check_writable_file(dest)
         self._context: Any = None
         self._handle: IO[str] | None = None
         self._csv: Any = None

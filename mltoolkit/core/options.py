@@ -35,7 +35,9 @@ RunName = Annotated[
 ]
 Resume = Annotated[
     str | None,
-    typer.Option("--resume", help="Continue an interrupted run (directory, <tech>/<name>, or latest) from last.pt."),
+    typer.Option(
+        "--resume", help="Continue a run where it stopped (directory, <tech>/<name>, or latest: the last interrupted)."
+    ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines on stderr.")]
 ResultFormat = Annotated[

@@ -9,6 +9,8 @@ so a failed download becomes a clear exit-4 message that says how to pass a loca
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
@@ -68,7 +70,10 @@ def reference_weights(model_name: str, source: WeightsSource) -> WeightsEnum | N
 
 
 def load_state_dict(source: WeightsEnum | Path, option: str = "--weights") -> dict[str, torch.Tensor]:
-    """Download (torchvision's cache) or read a state dict; failures are exit 3 or 4, not tracebacks."""
+    """Download (torchvision's cache) or read a state dict; failures are exit 3 or 4, not tracebacks.
+
+    stdout carries only results, so torch.hub's download notice is sent to stderr.
+    """
     import torch
 
     if isinstance(source, Path):
@@ -78,7 +83,8 @@ def load_state_dict(source: WeightsEnum | Path, option: str = "--weights") -> di
             raise DataError(f"{source}: not a readable state dict ({type(exc).__name__}: {exc})") from None
         return _unwrap(state, source)
     try:
-        return source.get_state_dict(progress=False, check_hash=True)
+        with contextlib.redirect_stdout(sys.stderr):  # torch.hub prints 'Downloading: ...' to stdout
+            return source.get_state_dict(progress=False, check_hash=True)
     except Exception as exc:  # URLError, HTTPError, OSError, hash mismatch: all mean "not available here"
         raise ResourceError(
             f"could not download {source} from {source.url} ({type(exc).__name__}); on a machine with internet "

@@ -2,9 +2,12 @@
 
 Python API (imported lazily, so ``import mltoolkit.recommend`` stays light)::
 
-    from mltoolkit.recommend import RecommendConfig, train, evaluate
-    summary = train("ratings.csv", RecommendConfig(model="als"))
-    evaluate(Path(summary["run_dir"]))
+    from mltoolkit import recommend
+    result = recommend.train(recommend.Config(data="ratings.csv", model="als"))
+    model = recommend.load(result.run_dir)
+    model.predict(["u1", {"history": ["i3", "i7"]}], n=5)  # [{"user", "rank", "item", "score"}, ...]
+    model.similar(["i3"], n=5)                             # [{"item", "rank", "similar", "score"}, ...]
+    recommend.evaluate(result.run_dir)                     # metrics beside the popularity baseline
 """
 
 from __future__ import annotations
@@ -12,13 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 _API = {
-    "train": "mltoolkit.recommend.training",
-    "evaluate": "mltoolkit.recommend.evaluation",
-    "RecommendConfig": "mltoolkit.recommend.config",
-    "recommend_users": "mltoolkit.recommend.prediction",
-    "recommend_histories": "mltoolkit.recommend.prediction",
-    "similar_items": "mltoolkit.recommend.prediction",
-    "load_served": "mltoolkit.recommend.serving",
+    "Config": ("mltoolkit.recommend.config", "RecommendConfig"),
+    "train": ("mltoolkit.recommend.training", "train"),
+    "load": ("mltoolkit.recommend.prediction", "load"),
+    "evaluate": ("mltoolkit.recommend.evaluation", "evaluate"),
 }
 __all__ = list(_API)
 
@@ -28,4 +28,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'mltoolkit.recommend' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(_API[name]), name)
+    module, attribute = _API[name]
+    return getattr(importlib.import_module(module), attribute)

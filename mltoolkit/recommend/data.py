@@ -170,7 +170,7 @@ def _latest_times(
 def numeric_column(
     frame: pd.DataFrame, column: str, name: str, first_line: int, allow_dates: bool = False
 ) -> np.ndarray:
-    """A column as float64; the first value that is not a number is an error naming its line."""
+    """A column as float64; the first value that is not a finite number is an error naming its line."""
     import pandas as pd
 
     raw = frame[column]
@@ -178,10 +178,10 @@ def numeric_column(
     if allow_dates and values.isna().all():
         dates = pd.to_datetime(raw, errors="coerce", utc=True)
         values = pd.Series(dates.astype("int64") // 10**9, index=raw.index).where(dates.notna())
-    bad = values.isna().to_numpy()
+    bad = ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
         row = int(bad.argmax())
-        raise DataError(f"{name} line {first_line + row}: {column} {str(raw.iloc[row])!r} is not a number")
+        raise DataError(f"{name} line {first_line + row}: {column} {str(raw.iloc[row])!r} is not a finite number")
     return values.to_numpy(dtype=np.float64)
 
 
@@ -199,12 +199,18 @@ def confidence(ratings: sp.csr_matrix, kind: str, alpha: float) -> sp.csr_matrix
     """
     out = ratings.copy()
     data = out.data.astype(np.float32)
-    if kind == "linear":
-        out.data = (1.0 + alpha * data).astype(np.float32)
-    elif kind == "log":
-        out.data = (1.0 + alpha * np.log1p(np.maximum(data, 0))).astype(np.float32)
-    elif kind == "binary":
-        out.data = np.full_like(data, 1.0 + alpha)
-    else:
-        raise DataError(f"unknown confidence {kind!r}; expected linear, log or binary")
+    with np.errstate(over="ignore"):  # an overflow is refused below, in one line
+        if kind == "linear":
+            out.data = (1.0 + alpha * data).astype(np.float32)
+        elif kind == "log":
+            out.data = (1.0 + alpha * np.log1p(np.maximum(data, 0))).astype(np.float32)
+        elif kind == "binary":
+            out.data = np.full_like(data, 1.0 + alpha)
+        else:
+            raise DataError(f"unknown confidence {kind!r}; expected linear, log or binary")
+    if not np.isfinite(out.data).all():  # float32 overflows near 3.4e38: the model would fit NaNs
+        raise DataError(
+            f"confidences overflow float32 (--alpha {alpha:g}, ratings up to {np.abs(data).max():g}); lower "
+            f"--alpha or scale the ratings down"
+        )
     return out

@@ -13,38 +13,38 @@ from typing import Any
 import numpy as np
 
 from mltoolkit.core.console import info, warn
-from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import source_name, write_json
-from mltoolkit.core.runs import Run
+from mltoolkit.core.runs import resolve_run_dir
 from mltoolkit.recommend.data import load_interactions
 from mltoolkit.recommend.metrics import PRECISION_DEFINITION, ranking_metrics, with_k
-from mltoolkit.recommend.models import limit_blas
-from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, checkpoint, load_bundle, load_split
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, checkpoint, load_bundle, load_split, recommend_run
 from mltoolkit.recommend.training import column_spec, recommend_all
+from mltoolkit.techniques import RECOMMEND
 
 
 def evaluate(
-    run_dir: Path, data: str | None = None, k: int | None = None, threads: int | None = None
+    run: str | Path,
+    data: str | None = None,
+    *,
+    runs_dir: str | Path = "runs",
+    k: int | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Score the run's model (and popularity) at ``k``; writes eval.json into the run."""
-
-    run = Run(run_dir)
-    config = run.read_config()
-    k = k or config.get("k", 10)
-    if k < 1:
+    """Score the run's model (and popularity) at ``k`` (default: the run's); writes eval.json into the run."""
+    if k is not None and k < 1:
         raise DataError(f"-k must be at least 1 (got {k})")
-    count = resolve_threads(threads if threads is not None else config.get("threads"))
-    limit_blas(config["model"], count)
+    run_dir = recommend_run(resolve_run_dir(run, runs_dir, RECOMMEND.name))
     if data is None:
-        _, test = load_split(run.path)
-        file = EVAL_MODEL_FILE if checkpoint(run.path, EVAL_MODEL_FILE).is_file() else MODEL_FILE
-        bundle = load_bundle(run.path, config, count, file)
+        _, test = load_split(run_dir)
+        file = EVAL_MODEL_FILE if checkpoint(run_dir, EVAL_MODEL_FILE).is_file() else MODEL_FILE
+        bundle, config = load_bundle(checkpoint(run_dir, file), threads)
         source = "held-out split"
     else:
-        bundle = load_bundle(run.path, config, count)
-        test = _test_matrix(data, config, bundle.user_index(), bundle.item_index(), bundle.user_items.shape)
+        bundle, config = load_bundle(checkpoint(run_dir, MODEL_FILE), threads)
+        test = _test_matrix(data, config, bundle.user_index, bundle.item_index, bundle.user_items.shape)
         source = source_name(data)
+    k = config["k"] if k is None else k
     seen = bundle.user_items
     metrics = ranking_metrics(recommend_all(bundle.model, seen, k), test, k)
     baseline = ranking_metrics(recommend_all(bundle.popularity, seen, k), test, k)
@@ -56,7 +56,7 @@ def evaluate(
         "metrics": with_k(metrics, k),
         "popularity": with_k(baseline, k),
     }
-    write_json(run.path / "eval.json", result)
+    write_json(run_dir / "eval.json", result)
     return result
 
 

@@ -23,7 +23,7 @@ PRECISION_DEFINITION = (
 
 
 def ranking_metrics(recommended: np.ndarray, test: sp.csr_matrix, k: int) -> dict[str, float]:
-    """Metrics of ``recommended`` (users x >=k item ids, -1 = empty slot) against ``test`` (users x items)."""
+    """Metrics of ``recommended`` (users x at least min(k, items) ids, -1 = empty slot) against ``test``."""
     recommended = recommended[:, :k]
     n_items = test.shape[1]
     counts = np.diff(test.indptr)
@@ -39,7 +39,7 @@ def ranking_metrics(recommended: np.ndarray, test: sp.csr_matrix, k: int) -> dic
     capped = np.minimum(k, n_pos)
     ranks = np.arange(1, recs.shape[1] + 1)
     cumulative_hits = np.cumsum(hits, axis=1)
-    gains = 1.0 / np.log2(np.arange(2, k + 2))
+    gains = 1.0 / np.log2(np.arange(2, recs.shape[1] + 2))  # a list never outgrows the catalogue, whatever k is
     ideal = np.cumsum(gains)[capped.astype(int) - 1]
     # implicit's limited AUC: positives ranked in the list beat the misses below them; the rest tie
     misses = np.cumsum(~hits, axis=1)
@@ -52,7 +52,7 @@ def ranking_metrics(recommended: np.ndarray, test: sp.csr_matrix, k: int) -> dic
         "precision_implicit": float(hit_count.sum() / capped.sum()),
         "recall": float((hit_count / n_pos).mean()),
         "map": float(((cumulative_hits / ranks * hits).sum(axis=1) / capped).mean()),
-        "ndcg": float(((hits * gains[: recs.shape[1]]).sum(axis=1) / ideal).mean()),
+        "ndcg": float(((hits * gains).sum(axis=1) / ideal).mean()),
         "auc": float((auc / (n_pos * n_neg)).mean()),
         "coverage": float(len(np.unique(recommended[recommended >= 0])) / n_items),
         "users": int(len(users)),

@@ -9,33 +9,18 @@ adds no work on their hot path.
 
 from __future__ import annotations
 
+from math import isqrt
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mltoolkit.core.errors import DataError, ResourceError, UsageError
+from mltoolkit.recommend.config import MODELS
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-MODELS = ("als", "bpr", "cosine", "bm25", "tfidf", "ease", "popularity")
 GPU_MODELS = ("als", "bpr")
-
-# Hyperparameters each model reads; None in the config means "this model's default" (below).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    # factors 32, regularization 30 with confidence 1 + rating: NDCG@10 0.449 on MovieLens-100K
-    # (implicit's tutorial settings, factors 64 / regularization 0.05, give 0.344); docs/recommend.md.
-    "als": {"factors": 32, "regularization": 30.0, "iterations": 15},
-    "bpr": {"factors": 64, "regularization": 0.01, "iterations": 100, "learning_rate": 0.01},
-    "cosine": {"neighbours": 20},
-    "bm25": {"neighbours": 20, "bm25_k1": 1.2, "bm25_b": 0.75},
-    "tfidf": {"neighbours": 20},
-    "ease": {"ease_lambda": 500.0},
-    "popularity": {},
-}
-HYPERPARAMETERS = (
-    "factors", "regularization", "iterations", "learning_rate", "neighbours", "bm25_k1", "bm25_b", "ease_lambda",
-)  # fmt: skip
 
 
 def _clean(ids: np.ndarray, scores: np.ndarray, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +47,7 @@ class Recommender:
     name = ""
     supports_history = True
     supports_explain = False
+    supports_similar = True
 
     def __init__(self, params: dict[str, Any], threads: int, seed: int, use_gpu: bool = False) -> None:
         self.params, self.threads, self.seed, self.use_gpu = params, threads, seed, use_gpu
@@ -89,8 +75,14 @@ class Recommender:
     def state(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_state(self, state: dict[str, np.ndarray], shape: tuple[int, int]) -> None:
+        """Restore ``state()``; arrays that do not fit ``shape`` (users, items) are a ValueError."""
         raise NotImplementedError
+
+
+def _expect(fits: bool, what: str) -> None:
+    if not fits:
+        raise ValueError(f"{what} do not match the run's users and items")
 
 
 class ImplicitRecommender(Recommender):
@@ -138,11 +130,18 @@ class ImplicitRecommender(Recommender):
     def fit(self, user_items: sp.csr_matrix) -> None:
         import warnings
 
+        from implicit.recommender_base import ModelFitError
         from implicit.utils import ParameterWarning
 
-        with warnings.catch_warnings():  # implicit's kNN fit hands its own COO matrix to itself and warns about it
-            warnings.simplefilter("ignore", ParameterWarning)
-            self.model.fit(user_items, show_progress=False)
+        if hasattr(self.model, "K"):  # implicit allocates for K neighbours, though no item has more than the catalogue
+            self.model.K = min(self.model.K, user_items.shape[1])
+        try:
+            with warnings.catch_warnings():  # implicit's kNN fit hands its own COO matrix to itself and warns
+                warnings.simplefilter("ignore", ParameterWarning)
+                self.model.fit(user_items, show_progress=False)
+        except ModelFitError:
+            cure = "--learning-rate" if self.name == "bpr" else "--alpha, or use --confidence log"
+            raise DataError(f"{self.name} diverged (NaN in its factors); lower {cure}") from None
         if self.use_gpu:  # serve and save from host memory: the arrays are small, the GPU may not be there later
             self.model = self.model.to_cpu()
 
@@ -190,10 +189,13 @@ class ImplicitRecommender(Recommender):
         sim = self.model.similarity.tocsr()
         return {"sim_data": sim.data, "sim_indices": sim.indices, "sim_indptr": sim.indptr, "sim_shape": sim.shape}
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_state(self, state: dict[str, np.ndarray], shape: tuple[int, int]) -> None:
         if self.name in ("als", "bpr"):
+            users, items = state["user_factors"], state["item_factors"]
+            width = items.shape[-1]
+            _expect(users.shape == (shape[0], width) and items.shape == (shape[1], width), "the factors")
             self.model = self._build(use_gpu=False)
-            self.model.user_factors, self.model.item_factors = state["user_factors"], state["item_factors"]
+            self.model.user_factors, self.model.item_factors = users, items
             return
         import scipy.sparse as sp
         from implicit._nearest_neighbours import NearestNeighboursScorer
@@ -201,6 +203,8 @@ class ImplicitRecommender(Recommender):
         sim = sp.csr_matrix(
             (state["sim_data"], state["sim_indices"], state["sim_indptr"]), shape=tuple(state["sim_shape"])
         )
+        _expect(sim.shape == (shape[1], shape[1]), "the item similarities")
+        sim.check_format(full_check=True)  # an index out of range would crash implicit's C++ scorer
         self.model.similarity, self.model.scorer = sim, NearestNeighboursScorer(sim)
 
 
@@ -242,15 +246,13 @@ class EASE(Recommender):
 
     def fit(self, user_items: sp.csr_matrix) -> None:
         items = user_items.shape[1]
-        needed = 3 * items * items * 8
-        if needed > _available_memory():
-            raise ResourceError(
-                f"EASE needs about {needed / 2**30:.1f} GiB for {items} items; use --model als or cosine instead"
-            )
         user_items = _binary(user_items)
         gram = (user_items.T @ user_items).toarray().astype(np.float64)
         gram[np.diag_indices(items)] += self.params["ease_lambda"]
-        precision = np.linalg.inv(gram)
+        try:
+            precision = np.linalg.inv(gram)
+        except np.linalg.LinAlgError:
+            raise DataError(f"--ease-lambda {self.params['ease_lambda']:g} is too small to solve; raise it") from None
         weights = precision / -np.diag(precision)
         weights[np.diag_indices(items)] = 0.0
         self.weights = weights.astype(np.float32)
@@ -279,7 +281,8 @@ class EASE(Recommender):
     def state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_state(self, state: dict[str, np.ndarray], shape: tuple[int, int]) -> None:
+        _expect(state["weights"].shape == (shape[1], shape[1]), "the EASE weights")
         self.weights = state["weights"]
 
 
@@ -287,6 +290,7 @@ class Popularity(Recommender):
     """Most-interacted items first: the baseline every model must beat, and the unknown-user fallback."""
 
     name = "popularity"
+    supports_similar = False
 
     def fit(self, user_items: sp.csr_matrix) -> None:
         self.counts = np.diff(user_items.tocsc().indptr).astype(np.float32)
@@ -312,21 +316,41 @@ class Popularity(Recommender):
     def state(self) -> dict[str, np.ndarray]:
         return {"counts": self.counts}
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_state(self, state: dict[str, np.ndarray], shape: tuple[int, int]) -> None:
+        _expect(state["counts"].shape == (shape[1],), "the item counts")
         self.counts = state["counts"]
 
 
-def _available_memory() -> int:
-    import os
+def check_fit_memory(name: str, params: dict[str, Any], users: int, items: int) -> None:
+    """Refuse a fit whose arrays would not fit in memory, before any is allocated.
 
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not POSIX: do not guess, let numpy fail if it must
-        return 1 << 62
+    Two models live at once in train: the evaluated one and the refit.
+    """
+    from mltoolkit.core.device import check_memory
+
+    if name == "ease":  # solving: three float64 items x items matrices; the evaluated model's float32 weights
+        needed = 32 * items * items
+        check_memory(needed, f"ease on {items} items", lambda free: f"a catalogue of {isqrt(free // 32)} items")
+        return
+    if name in ("als", "bpr"):  # float32 factors of every user and item
+        option, count, unit = "factors", params["factors"], 2 * 4 * (users + items)
+    elif name in ("cosine", "bm25", "tfidf"):  # a sparse items x neighbours similarity: float32 value, int32 index
+        option, count, unit = "neighbours", min(params["neighbours"], items), 2 * 8 * items
+    else:
+        return
+    check_memory(count * unit, f"--{option} {count}", lambda free: f"--{option} {free // unit}")
+
+
+def thread_count(requested: int | None) -> int:
+    """Threads for implicit and BLAS: 0 or None is every core; more than the cores are capped (implicit's
+    OpenMP pool crashes when asked for 100000)."""
+    from mltoolkit.core.device import available_cores, resolve_threads
+
+    return min(resolve_threads(requested), available_cores())
 
 
 def build_model(name: str, params: dict[str, Any], threads: int, seed: int, use_gpu: bool = False) -> Recommender:
-    """A fresh, unfitted model; ``params`` holds the resolved hyperparameters (MODEL_DEFAULTS filled in)."""
+    """A fresh, unfitted model; ``params`` holds the resolved hyperparameters (config.MODEL_DEFAULTS filled in)."""
     if name == "ease":
         return EASE(params, threads, seed)
     if name == "popularity":

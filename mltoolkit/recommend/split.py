@@ -20,12 +20,11 @@ def split(
     ratings: sp.csr_matrix, times: sp.csr_matrix | None, fraction: float, kind: str, seed: int
 ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix | None]:
     """``(train, test, train_times)``: ``fraction`` of the interactions held out."""
-    if not 0.0 < fraction < 1.0:
-        raise DataError(f"--test-fraction must be between 0 and 1 (got {fraction})")
     if kind == "random":
         from implicit.evaluation import train_test_split
 
-        train, test = train_test_split(ratings, train_percentage=1.0 - fraction, random_state=seed)
+        # implicit seeds a 32-bit RandomState; --tune's folds add 1 and 2 to the largest seed
+        train, test = train_test_split(ratings, train_percentage=1.0 - fraction, random_state=seed % 2**32)
         return train, test, None
     if kind == "temporal":
         if times is None:
@@ -58,4 +57,7 @@ def _temporal(
     def part(mask: np.ndarray, data: np.ndarray) -> sp.csr_matrix:
         return sp.csr_matrix((data[mask], (rows[mask], cols[mask])), shape=shape)
 
-    return part(~is_test, values), part(is_test, values), part(~is_test, stamps)
+    test = part(is_test, values)
+    test.data[test.data < 0] = 0  # a negative rating is not a hit to score, as in implicit's random split
+    test.eliminate_zeros()
+    return part(~is_test, values), test, part(~is_test, stamps)

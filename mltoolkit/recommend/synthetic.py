@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
+
+from mltoolkit.core.contract import Example
 
 
 def ratings_table(
@@ -29,6 +32,24 @@ def ratings_table(
             item = int(rng.integers(items_per_group))
             rows.append((f"u{user}", f"g{other}-item{item}", int(rng.integers(1, 3)), 1_000_000 + 100 * user + 99))
     return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str, int, int]]) -> Path:
+    path.write_text("user,item,rating,timestamp\n" + "".join(",".join(map(str, row)) + "\n" for row in rows))
+    return path
+
+
+def tiny_example(folder: Path) -> Example:
+    """40 users of two taste groups; EASE with a 2-trial --tune, so that --resume has one more trial to run."""
+    data = write_csv(Path(folder) / "ratings.csv", ratings_table(users=40, items_per_group=8, per_user=5))
+    users = ["u0", "u1", "nobody"]  # an unknown user gets the popular items
+    return Example(
+        train_args=[str(data), "--model", "ease", "--tune", "--tune-trials", "2", "--threads", "1"],
+        predict_args=["--users", ",".join(users)],
+        records=users,
+        more_args=["--tune-trials", "3"],
+        evaluate_args=[],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,51 +1,32 @@
-"""Deep Q-learning (DQN) on gymnasium environments: ``train``, ``evaluate``, ``predict``.
+"""Deep Q-learning (DQN) on gymnasium environments.
 
-Python API (the CLI is a thin layer over it)::
+Python API (the CLI is a thin layer over it; torch and gymnasium are imported on first use, so
+``mltk --help`` stays fast)::
 
     from mltoolkit import rl
-    summary = rl.train(env="CartPole-v1", seed=1)           # preset + overrides, writes runs/rl/...
-    rl.evaluate(summary["run_dir"], episodes=100)            # deterministic returns
-    rl.predict(summary["run_dir"], [[0.0, 0.1, 0.0, -0.1]])  # [{"action": 0}]
-
-torch and gymnasium are imported on first use, not with this package, so ``mltk --help`` stays fast.
+    result = rl.train(rl.Config.for_env("CartPole-v1", seed=1))   # the env's preset, writes runs/rl/...
+    agent = rl.load(result.run_dir)                               # the best policy
+    agent.predict([[0.0, 0.1, 0.0, -0.1]], q_values=True)          # [{"action": 0, "q_values": [...]}]
+    rl.evaluate(result.run_dir, episodes=100)                     # deterministic returns
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-
-def train(
-    env: str | None = None,
-    *,
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    runs_dir: str | Path = "runs",
-    name: str | None = None,
-    resume: str | None = None,
-    **hyperparameters: Any,
-) -> dict[str, Any]:
-    """Train DQN on ``env`` with its preset, overridden by ``config_file`` then ``hyperparameters``."""
-    from mltoolkit.rl.config import resolve_config
-    from mltoolkit.rl.training import train as train_loop
-
-    config = resolve_config({"env": env, **hyperparameters}, config_file, preset, resume, runs_dir)
-    return train_loop(config, runs_dir=runs_dir, name=name, resume=resume)
+_API = {
+    "Config": ("mltoolkit.rl.config", "DQNConfig"),
+    "train": ("mltoolkit.rl.training", "train"),
+    "load": ("mltoolkit.rl.prediction", "load"),
+    "evaluate": ("mltoolkit.rl.evaluation", "evaluate"),
+}
+__all__ = list(_API)
 
 
-def evaluate(run: str | Path, **options: Any) -> dict[str, Any]:
-    """Deterministic returns of a trained policy (see ``mltoolkit.rl.evaluation.evaluate``)."""
-    from mltoolkit.rl.evaluation import evaluate as evaluate_policy
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'mltoolkit.rl' has no attribute {name!r}")
+    import importlib
 
-    return evaluate_policy(run, **options)
-
-
-def predict(run: str | Path, observations: Any, **options: Any) -> list[dict[str, Any]]:
-    """Greedy actions (and optionally Q-values) for observation vectors."""
-    from mltoolkit.rl.prediction import predict as predict_actions
-
-    return predict_actions(run, observations, **options)
-
-
-__all__ = ["train", "evaluate", "predict"]
+    module, attribute = _API[name]
+    return getattr(importlib.import_module(module), attribute)

@@ -41,6 +41,12 @@ class QNetwork(nn.Module):
         return self.net(obs)
 
 
+def parameter_count(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> int:
+    """Weights and biases of ``QNetwork(obs_dim, n_actions, hidden)``, counted without building it."""
+    widths = [obs_dim, *hidden, n_actions]
+    return sum((width + 1) * size for width, size in zip(widths, widths[1:]))
+
+
 def epsilon_at(step: int, config: DQNConfig) -> float:
     """Exploration rate after ``step`` environment steps."""
     start, end, span = config.epsilon_start, config.epsilon_end, max(1, config.exploration_steps)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mltoolkit.core.errors import DataError
+from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import atomic_path, write_json
 from mltoolkit.rl.envs import make_env, run_episodes
 from mltoolkit.rl.policy import Policy, load_policy
@@ -15,18 +15,26 @@ from mltoolkit.rl.policy import Policy, load_policy
 
 def evaluate(
     run: str | Path,
+    data: None = None,
     *,
+    runs_dir: str | Path = "runs",
     episodes: int = 100,
     seed: int = 0,
     gif: str | Path | None = None,
-    runs_dir: str | Path = "runs",
 ) -> dict[str, Any]:
     """Play ``episodes`` greedy episodes (episode ``i`` from ``reset(seed=seed + i)``) and summarise the returns.
 
+    ``data`` is there for the technique contract only: a policy is evaluated in its run's own environment.
     Writes ``eval.json`` into the run directory when the policy came from one.
     """
+    if data is not None:
+        raise UsageError("rl evaluate takes no data: the policy plays episodes of its run's environment")
     if episodes < 1:
         raise DataError(f"--episodes must be at least 1 (got {episodes})")
+    if seed < 0:
+        raise DataError(f"--seed must be >= 0 (got {seed}): gymnasium seeds episodes with non-negative numbers")
+    if gif is not None and Path(gif).is_dir():
+        raise DataError(f"--gif {gif}: is a directory; expected a file name such as {Path(gif) / 'episode.gif'}")
     policy = load_policy(run, runs_dir)
     returns, lengths = run_episodes(policy.act, policy.env_id, episodes, seed)
     result: dict[str, Any] = {

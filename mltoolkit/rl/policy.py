@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +14,29 @@ from mltoolkit.core.checkpoint import load_checkpoint
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.runs import resolve_run
 from mltoolkit.rl.dqn import QNetwork
-
-TECHNIQUE = "rl"
+from mltoolkit.techniques import RL
 
 
 @dataclass
 class Policy:
     """The greedy policy of a Q-network: ``act`` picks ``argmax_a Q(s, a)``."""
 
-    network: QNetwork
+    network: QNetwork  # float32, as trained (what ``mltk export`` writes)
     env_id: str
     obs_dim: int
     n_actions: int
     checkpoint: Path
     run_dir: Path | None
 
+    @cached_property
+    def _float64(self) -> QNetwork:
+        """A float64 copy for answers: in float32 the 7th digit of a row's Q-values depends on the batch it is
+        computed in (GEMM kernels), so a printed record would depend on its neighbours; in float64 it does not."""
+        return copy.deepcopy(self.network).double()
+
     @torch.no_grad()
     def q_values(self, obs: np.ndarray) -> np.ndarray:
-        return self.network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+        return self._float64(torch.as_tensor(obs, dtype=torch.float64)).numpy()
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.q_values(obs).argmax(axis=1)
@@ -37,7 +44,7 @@ class Policy:
 
 def checkpoint_path(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Path, Path | None]:
     """``(checkpoint file, run directory or None)`` for a RUN argument: a run's best.pt, else its last.pt."""
-    path = resolve_run(ref, runs_dir, TECHNIQUE)
+    path = resolve_run(ref, runs_dir, RL.name)
     if path.is_file():
         run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
         return path, run_dir if run_dir is not None and (run_dir / "config.json").exists() else None
@@ -50,10 +57,17 @@ def checkpoint_path(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Pat
 def load_policy(ref: str | Path, runs_dir: str | Path = "runs") -> Policy:
     """Rebuild the Q-network from a checkpoint alone: its config says the architecture and the env."""
     path, run_dir = checkpoint_path(ref, runs_dir)
-    payload = load_checkpoint(path, TECHNIQUE)
-    state, config = payload["state"], payload["config"]
-    weights = state["online"] if "online" in state else state["agent"]["online"]
-    network = QNetwork(state["obs_dim"], state["n_actions"], config["hidden"])
-    network.load_state_dict(weights)
+    payload = load_checkpoint(path, RL.name)
+    try:
+        state, config = payload["state"], payload["config"]
+        weights = state["online"] if "online" in state else state["agent"]["online"]
+        network = QNetwork(state["obs_dim"], state["n_actions"], config["hidden"])
+        network.load_state_dict(weights)
+        env_id = config["env"]
+    except (KeyError, TypeError, RuntimeError) as exc:
+        reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise DataError(f"{path}: not a DQN policy checkpoint ({reason})") from None
+    if not all(torch.isfinite(p).all() for p in network.parameters()):
+        raise DataError(f"{path}: the Q-network holds NaN or infinite weights (training diverged)")
     network.eval()
-    return Policy(network, config["env"], state["obs_dim"], state["n_actions"], path, run_dir)
+    return Policy(network, env_id, state["obs_dim"], state["n_actions"], path, run_dir)

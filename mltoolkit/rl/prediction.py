@@ -1,17 +1,74 @@
-"""Greedy actions for observations streamed as JSON lines: a trained policy as a pipeline component."""
+"""``load(run)``: a trained policy as the Predictor that ``mltk rl predict`` and ``mltk serve`` use.
+
+``predict`` takes observations (lists of numbers or numpy arrays) and returns ``{"action": a}`` for each,
+plus every action's ``q_values`` when asked: exactly the lines ``mltk rl predict --format jsonl`` prints.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator
+import numbers
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mltoolkit import __version__
+from mltoolkit.core.device import set_threads
 from mltoolkit.core.errors import DataError
-from mltoolkit.rl.policy import Policy, load_policy
+from mltoolkit.core.io import STDIO, iter_lines, source_name
+from mltoolkit.rl import policy as policies
+from mltoolkit.techniques import RL
+
+BATCH = 1024  # observations per predict call when reading a file
+
+
+def load(run: str | Path, *, runs_dir: str | Path = "runs", device: str = "auto", threads: int | None = None) -> Agent:
+    """The best policy of a run (a run directory, ``latest``, a name under ``runs_dir``, or a checkpoint alone).
+
+    It answers on the CPU whatever ``device`` says: a few observations through a small MLP take less time
+    than a trip to a GPU. ``threads``: torch's CPU threads (None leaves them as they are).
+    """
+    if threads is not None:
+        set_threads(threads)
+    return Agent(policies.load_policy(run, runs_dir))  # looked up here: an ONNX backend can stand in for it
+
+
+class Agent:
+    """A trained DQN policy (the contract's Predictor): greedy actions and Q-values for observations."""
+
+    technique = RL.name
+
+    def __init__(self, policy: policies.Policy) -> None:
+        self.policy, self.run_dir = policy, policy.run_dir
+
+    def predict(self, batch: Sequence[Any], *, q_values: bool = False) -> list[dict[str, Any]]:
+        """``{"action": a}`` per observation, in order; ``q_values`` adds every action's Q-value (6 decimals)."""
+        if isinstance(batch, (str, bytes, dict)) or not isinstance(batch, (Sequence, np.ndarray)):
+            raise DataError(f"expected a list of observations, got {type(batch).__name__}")
+        policy = self.policy
+        observations = [check_observation(o, f"record {i}", policy.obs_dim, policy.env_id) for i, o in enumerate(batch)]
+        if not observations:
+            return []
+        return [_record(q, q_values) for q in policy.q_values(np.stack(observations))]
+
+    def metadata(self) -> dict[str, Any]:
+        policy = self.policy
+        return {
+            "technique": self.technique,
+            "run": self.run_dir.name if self.run_dir is not None else None,
+            "mltk_version": __version__,
+            "env": policy.env_id,
+            "observation_shape": [policy.obs_dim],
+            "obs_dim": policy.obs_dim,  # what the page of `mltk serve` sizes its example observation by
+            "n_actions": policy.n_actions,
+            "input": f"an observation: an array of {policy.obs_dim} numbers",
+            "output": ["action", "q_values"],
+            "options": {"q_values": False},
+        }
 
 
 def parse_observation(line: str, where: str, obs_dim: int, env_id: str) -> np.ndarray:
@@ -24,45 +81,35 @@ def parse_observation(line: str, where: str, obs_dim: int, env_id: str) -> np.nd
 
 
 def check_observation(value: Any, where: str, obs_dim: int, env_id: str) -> np.ndarray:
-    """A list of ``obs_dim`` finite numbers (or ``{"obs": [...]}``) as float32, else a ``DataError``."""
+    """An array of ``obs_dim`` finite numbers (or ``{"obs": [...]}``) as float32, else a ``DataError``."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, dict) and "obs" in value:
         value = value["obs"]
-    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise DataError(f"{where}: expected a JSON array of {obs_dim} numbers")
+    if not isinstance(value, list) or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        raise DataError(f"{where}: expected an array of {obs_dim} numbers (a {env_id} observation)")
     if len(value) != obs_dim:
-        raise DataError(f"{where}: observation has {len(value)} numbers, {env_id} observations have {obs_dim}")
+        raise DataError(f"{where}: observation of length {len(value)}; {env_id} observations have length {obs_dim}")
     if not all(math.isfinite(v) for v in value):
         raise DataError(f"{where}: observation holds NaN or infinity")
     return np.asarray(value, dtype=np.float32)
 
 
-def predict_lines(
-    policy: Policy, lines: Iterable[tuple[int, str]], source: str, q_values: bool = False
-) -> Iterator[dict[str, Any]]:
-    """One record per observation line, in order, computed as each line arrives (so it streams)."""
-    for number, line in lines:
-        yield _record(
-            policy, parse_observation(line, f"{source} line {number}", policy.obs_dim, policy.env_id), q_values
-        )
+def read_batches(agent: Agent, source: str | Path) -> Iterator[list[np.ndarray]]:
+    """The observations of a JSON-lines file or stdin, checked (a bad one names its line), in batches for
+    ``predict``: ``BATCH`` from a regular file, one at a time from stdin or a pipe, where the program feeding
+    it may wait for each action before it sends the next observation."""
+    policy, where = agent.policy, source_name(source)
+    observations = (
+        parse_observation(line, f"{where} line {n}", policy.obs_dim, policy.env_id) for n, line in iter_lines(source)
+    )
+    size = BATCH if str(source) != STDIO and Path(source).is_file() else 1
+    return iter(lambda: list(islice(observations, size)), [])
 
 
-def _record(policy: Policy, obs: np.ndarray, q_values: bool) -> dict[str, Any]:
+def _record(q: np.ndarray, q_values: bool) -> dict[str, Any]:
     """``{"action": a}``, plus ``q_values`` when asked."""
-    q = policy.q_values(obs[None])[0]
     record: dict[str, Any] = {"action": int(q.argmax())}
     if q_values:
         record["q_values"] = [round(float(v), 6) for v in q]
     return record
-
-
-def predict(
-    run: str | Path, observations: Iterable[Any], *, q_values: bool = False, runs_dir: str | Path = "runs"
-) -> list[dict[str, Any]]:
-    """Python API: greedy actions for observation vectors (lists or arrays)."""
-    policy = load_policy(run, runs_dir)
-    return [
-        _record(policy, check_observation(obs, f"observation {i}", policy.obs_dim, policy.env_id), q_values)
-        for i, obs in enumerate(observations, start=1)
-    ]

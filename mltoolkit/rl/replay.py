@@ -32,6 +32,12 @@ class ReplayBuffer:
         self.position = 0  # where the next transition goes
         self.size = 0
 
+    @staticmethod
+    def bytes_per_transition(obs_dim: int) -> int:
+        """Memory one transition takes (what the capacity multiplies), read off a one-slot buffer."""
+        one = ReplayBuffer(1, obs_dim)
+        return sum(getattr(one, name).nbytes for name in FIELDS)
+
     def __len__(self) -> int:
         return self.size
 

@@ -9,6 +9,7 @@ so the saved policy really solves the task rather than having been lucky on a fe
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from pathlib import Path
@@ -19,22 +20,23 @@ import torch
 
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
-from mltoolkit.core.console import info, progress
+from mltoolkit.core.console import info, progress, warn
+from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.device import resolve_device, seed_everything, set_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
-from mltoolkit.core.runs import Run, start_run
-from mltoolkit.rl.config import DQNConfig
+from mltoolkit.core.runs import Run, resolve_resume, start_run
+from mltoolkit.rl.config import DQNConfig, check_dqn_config
 from mltoolkit.rl.dqn import DQN, epsilon_at
 from mltoolkit.rl.envs import check_spaces, env_spec, make_vector_env, real_next_obs, run_episodes
+from mltoolkit.rl.footprint import check_fits_memory
 from mltoolkit.rl.replay import ReplayBuffer
-
-TECHNIQUE = "rl"
+from mltoolkit.techniques import RL
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
     """Did the step counter pass a multiple of ``every`` (vector envs advance it by ``num_envs``)?"""
-    return every > 0 and after // every > before // every
+    return after // every > before // every
 
 
 def eval_seed(seed: int, evaluation: int, confirm: bool = False) -> int:
@@ -42,8 +44,8 @@ def eval_seed(seed: int, evaluation: int, confirm: bool = False) -> int:
     return seed + 10_000 * (evaluation + 1) + (5_000 if confirm else 0)
 
 
-class _Progress:
-    """Counters that a resumed run continues from (all plain numbers, saved in last.pt)."""
+class Counters:
+    """Where training stands: what a resumed run continues from (plain numbers, saved in last.pt)."""
 
     def __init__(self) -> None:
         self.step = 0
@@ -54,6 +56,14 @@ class _Progress:
         self.solved = False
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_lengths: deque[int] = deque(maxlen=100)
+
+    def count_episodes(self, done: np.ndarray, returns: np.ndarray, lengths: np.ndarray) -> None:
+        """Record the episodes that just ended and zero their running return and length."""
+        for i in np.flatnonzero(done):
+            self.recent_returns.append(float(returns[i]))
+            self.recent_lengths.append(int(lengths[i]))
+            self.episodes += 1
+            returns[i], lengths[i] = 0.0, 0
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -76,32 +86,33 @@ class _Progress:
 
 def train(
     config: DQNConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
-) -> dict[str, Any]:
-    """Train a DQN agent on ``config.env``; returns the summary (also in the run's summary.json)."""
+) -> TrainResult:
+    """Train a DQN agent on ``config.env`` as configured (``DQNConfig.for_env`` applies the env's preset);
+    ``resume`` continues an interrupted run (``_restore``). The summary is also the run's summary.json."""
     started = time.perf_counter()
+    check_dqn_config(config)
     set_threads(config.threads)
     device = resolve_device(config.device)
     seed_everything(config.seed)
     spec = env_spec(config.env)
     envs = make_vector_env(config.env, config.num_envs)
     obs_dim, n_actions = check_spaces(envs, config.env)
+    check_fits_memory(config, obs_dim, n_actions)
     target_return = config.target_return if config.target_return is not None else spec.reward_threshold
-    run, resumed = start_run(
-        TECHNIQUE,
-        config_dict(config),
-        name=name or spec.id,
-        runs_dir=runs_dir,
-        resume=resume,
-        device=str(device),
-        seed=config.seed,
-    )
     agent = DQN(obs_dim, n_actions, config, device)
     buffer = ReplayBuffer(config.buffer_size, obs_dim)
     rng = np.random.default_rng(config.seed)
     envs.action_space.seed(config.seed)
-    state = _Progress()
+    state = Counters()
+    learning_starts = config.learning_starts
+    if resume is not None:  # restored before the run is reopened: a checkpoint that does not fit changes nothing
+        learning_starts = _restore(resume, runs_dir, config, agent, buffer, rng, state, obs_dim, n_actions)
+    run, resumed = start_run(
+        RL.name, config_dict(config), name=name or spec.id, runs_dir=runs_dir, resume=resume,
+        device=str(device), seed=config.seed,
+    )  # fmt: skip
     if resumed:
-        _restore(run, agent, buffer, rng, state, obs_dim, n_actions)
+        run.keep_metrics_until("step", state.step)
         info(f"resuming {run.path} at step {state.step} ({len(buffer)} transitions in memory)")
     obs, _ = envs.reset(seed=config.seed + state.step)  # env state is not saved: a resumed run starts new episodes
     episode_return = np.zeros(config.num_envs)
@@ -116,12 +127,8 @@ def train(
             bar.update(state.step)
             tick = time.perf_counter()
             while state.step < config.total_steps and not state.solved:
-                # Act: epsilon-greedy over the vector of environments.
                 epsilon = epsilon_at(state.step, config)
-                explore = rng.random(config.num_envs) < epsilon
-                actions = rng.integers(n_actions, size=config.num_envs)
-                if not explore.all():
-                    actions = np.where(explore, actions, agent.greedy(obs))
+                actions = _act(agent, obs, epsilon, rng)
                 next_obs, rewards, terminated, truncated, step_info = envs.step(actions)
                 done = terminated | truncated
                 # Remember: the true last observation of an episode, and whether it *terminated*.
@@ -129,15 +136,11 @@ def train(
                 obs = next_obs
                 episode_return += rewards
                 episode_length += 1
-                for i in np.flatnonzero(done):
-                    state.recent_returns.append(float(episode_return[i]))
-                    state.recent_lengths.append(int(episode_length[i]))
-                    state.episodes += 1
-                    episode_return[i], episode_length[i] = 0.0, 0
+                state.count_episodes(done, episode_return, episode_length)
                 before, state.step = state.step, state.step + config.num_envs
 
                 # Learn: a few gradient steps on random replay batches, then move the target network.
-                if state.step >= config.learning_starts and _crossed(before, state.step, config.train_freq):
+                if state.step >= learning_starts and _crossed(before, state.step, config.train_freq):
                     for _ in range(config.gradient_steps):
                         loss, q_mean = agent.update(buffer.sample(config.batch_size, rng))
                     if config.target_update == "soft":
@@ -146,16 +149,7 @@ def train(
                     agent.hard_update()
 
                 if _crossed(before, state.step, config.log_every):
-                    record = _train_record(state, epsilon, loss, q_mean)
-                    run.log(record)
-                    now = time.perf_counter()
-                    bar.update(
-                        state.step,
-                        **{"steps/s": config.log_every / max(now - tick, 1e-9)},
-                        ret=record.get("episode_return"),
-                        eps=epsilon,
-                    )
-                    tick = now
+                    tick = _log_training(run, bar, config, state, epsilon, loss, q_mean, tick)
                 if _crossed(before, state.step, config.eval_every) or state.step >= config.total_steps:
                     _evaluate(run, config, agent, state, target_return, obs_dim, n_actions)
                     save_last()
@@ -169,7 +163,36 @@ def train(
     return _finish(run, config, state, status, target_return, time.perf_counter() - started)
 
 
-def _train_record(state: _Progress, epsilon: float, loss: Any, q_mean: Any) -> dict[str, Any]:
+def _act(agent: DQN, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+    """Epsilon-greedy over the vector of environments: a random action with probability epsilon, else the greedy one."""
+    explore = rng.random(len(obs)) < epsilon
+    actions = rng.integers(agent.n_actions, size=len(obs))
+    return actions if explore.all() else np.where(explore, actions, agent.greedy(obs))
+
+
+def _log_training(
+    run: Run, bar: Any, config: DQNConfig, state: Counters, epsilon: float, loss: Any, q_mean: Any, tick: float
+) -> float:
+    """A training line in metrics.jsonl and on the progress bar (stopping a diverged run); returns the time now."""
+    record = _train_record(state, epsilon, loss, q_mean)
+    run.log(record)
+    _stop_if_diverged(record)
+    now = time.perf_counter()
+    steps_per_s = config.log_every / max(now - tick, 1e-9)
+    bar.update(state.step, **{"steps/s": steps_per_s}, ret=record.get("episode_return"), eps=epsilon)
+    return now
+
+
+def _stop_if_diverged(record: dict[str, Any]) -> None:
+    """A NaN or infinite loss never recovers: every later update is NaN too, so stop instead of training on."""
+    if not math.isfinite(record.get("loss", 0.0)):
+        raise DataError(
+            f"training diverged at step {record['step']} (loss {record['loss']}): lower --learning-rate "
+            "or --max-grad-norm (a best.pt already written predates it)"
+        )
+
+
+def _train_record(state: Counters, epsilon: float, loss: Any, q_mean: Any) -> dict[str, Any]:
     record: dict[str, Any] = {"step": state.step, "episodes": state.episodes, "epsilon": round(epsilon, 6)}
     if state.recent_returns:
         record["episode_return"] = float(np.mean(state.recent_returns))
@@ -184,7 +207,7 @@ def _evaluate(
     run: Run,
     config: DQNConfig,
     agent: DQN,
-    state: _Progress,
+    state: Counters,
     target_return: float | None,
     obs_dim: int,
     n_actions: int,
@@ -228,7 +251,7 @@ def _save(
     filename: str,
     config: DQNConfig,
     agent: DQN,
-    state: _Progress,
+    state: Counters,
     obs_dim: int,
     n_actions: int,
     *,
@@ -249,7 +272,7 @@ def _save(
         )
     save_checkpoint(
         run.checkpoints / filename,
-        technique=TECHNIQUE,
+        technique=RL.name,
         config=config_dict(config),
         state=payload,
         metrics={"best_return": state.best_score, "step": state.step},
@@ -257,34 +280,53 @@ def _save(
 
 
 def _restore(
-    run: Run,
+    resume: str,
+    runs_dir: str | Path,
+    config: DQNConfig,
     agent: DQN,
     buffer: ReplayBuffer,
     rng: np.random.Generator,
-    state: _Progress,
+    state: Counters,
     obs_dim: int,
     n_actions: int,
-) -> None:
-    path = run.checkpoints / "last.pt"
-    payload = load_checkpoint(path, TECHNIQUE)["state"]
+) -> int:
+    """Load what the run ``resume`` names saved, or refuse a checkpoint that does not fit; returns the step from
+    which learning may start. last.pt holds networks, optimizer, memory, RNG states and counters. best.pt, all a
+    kill during the first save of last.pt leaves, holds the policy and its step alone: the memory starts empty
+    (and fills for ``learning_starts`` steps again) and the optimizer fresh."""
+    path = Run(resolve_resume(resume, runs_dir, RL.name)).resume_checkpoint()
+    checkpoint = load_checkpoint(path, RL.name)
+    payload = checkpoint["state"]
     if (payload["obs_dim"], payload["n_actions"]) != (obs_dim, n_actions):
         raise DataError(
             f"{path}: was trained on another environment (obs {payload['obs_dim']}, actions {payload['n_actions']})"
         )
     try:
-        agent.load_state_dict(payload["agent"])
-        buffer.load_state_dict(payload["replay"])
+        if path.name == "best.pt":
+            agent.online.load_state_dict(payload["online"])
+        else:
+            agent.load_state_dict(payload["agent"])
+            buffer.load_state_dict(payload["replay"])
     except (RuntimeError, ValueError) as exc:
         raise DataError(f"{path}: does not fit this config ({str(exc).splitlines()[0]})") from None
+    if path.name == "best.pt":
+        agent.hard_update()
+        state.step = state.best_step = int(payload["step"])
+        state.best_score = float(checkpoint["metrics"]["best_return"])
+        warn(
+            f"{path.parent}: no last.pt (a kill hit its first save); resuming from best.pt at step {state.step} "
+            "with an empty replay memory and a fresh optimizer"
+        )
+        return state.step + config.learning_starts
     rng.bit_generator.state = payload["numpy_rng"]
     torch.set_rng_state(payload["torch_rng"])
     state.load_state_dict(payload["progress"])
-    run.rewrite_metrics([r for r in run.read_metrics() if r.get("step", 0) <= state.step])
+    return config.learning_starts
 
 
 def _finish(
-    run: Run, config: DQNConfig, state: _Progress, status: str, target_return: float | None, wall: float
-) -> dict[str, Any]:
+    run: Run, config: DQNConfig, state: Counters, status: str, target_return: float | None, wall: float
+) -> TrainResult:
     records = run.read_metrics()
     plot_curves(
         run.plots / "returns.png",
@@ -294,20 +336,19 @@ def _finish(
         title=f"DQN on {config.env}",
     )
     last_eval = next((r for r in reversed(records) if "eval_return_mean" in r), {})
-    summary = {
-        "status": status,
-        "headline": {"metric": "best_eval_return", "value": state.best_score if state.best_step >= 0 else None},
-        "best": {"eval_return": state.best_score if state.best_step >= 0 else None, "step": state.best_step},
-        "final": {
+    best = state.best_score if state.best_step >= 0 else None
+    return run.finish(
+        status,
+        {"metric": "best_eval_return", "value": best},
+        best={"eval_return": best, "step": state.best_step},
+        final={
             "step": state.step,
             "episodes": state.episodes,
             "eval_return_mean": last_eval.get("eval_return_mean"),
             "train_return_mean_100": float(np.mean(state.recent_returns)) if state.recent_returns else None,
         },
-        "target_return": target_return,
-        "solved": state.solved,
-        "wall_time_s": round(wall, 2),
-        "best_checkpoint": str(run.checkpoints / "best.pt") if state.best_step >= 0 else None,
-    }
-    run.write_summary(summary)
-    return {"run_dir": str(run.path), **summary}
+        wall_time_s=wall,
+        target_return=target_return,
+        solved=state.solved,
+        best_checkpoint=str(run.checkpoints / "best.pt") if best is not None else None,
+    )

@@ -1,7 +1,9 @@
 """The hyperparameters of a segmentation run, with the defaults that work on a small CPU.
 
-Everything here is written whole to the run's ``config.json``; ``evaluate`` and ``predict`` rebuild
-the model from it (plus the class names and colours found in the data), so they need nothing else.
+Each field carries its help text and range (``core.params.param``): the ``train`` command's options
+are generated from them. Everything here is written whole to the run's ``config.json``; ``evaluate``
+and ``predict`` rebuild the model from it (plus the class names and colours found in the data), so
+they need nothing else.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.params import RunOptions, param
+from mltoolkit.core.params import check_config as check_ranges
 
 # torchvision's segmentation models and the classification backbone each one is built on.
 MODELS = {
@@ -28,41 +32,89 @@ Optimizer = Literal["adamw", "sgd"]
 Schedule = Literal["poly", "cosine", "step", "onecycle", "constant"]
 
 
+def parse_scale(text: str) -> tuple[float, float]:
+    """``--scale 0.5,2`` to ``(0.5, 2.0)``."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise DataError(f"--scale {text!r}: expected MIN,MAX such as 0.75,1.5") from None
+    return low, high
+
+
 @dataclass
-class SegmentConfig:
+class SegmentConfig(RunOptions):
     """Training options; CLI flags, ``--config`` files and presets all land here."""
 
-    data: str = ""
-    model: str = "lraspp_mobilenet_v3_large"
-    weights: str | None = None  # full segmentation weights: none, DEFAULT, an enum name or a file
-    weights_backbone: str | None = None  # ImageNet backbone weights: none, DEFAULT, an enum name or a file
-    size: str = "360x480"  # training resolution HxW; validation resizes to it as well
-    scale: tuple[float, float] = (1.0, 1.0)  # random rescale range before the random crop; off for short runs
-    epochs: int | None = None  # None: 30, or as many as the time budget allows
-    time_budget: float | None = None  # minutes of wall clock for the whole train command
-    batch_size: int = 8
-    optimizer: Optimizer = "adamw"
-    lr: float | None = None  # None: 5e-3 for AdamW, 0.02 for SGD
-    weight_decay: float | None = None  # None: 1e-2 for AdamW, 1e-4 for SGD
-    momentum: float = 0.9
-    schedule: Schedule = "poly"
-    warmup_epochs: float = 1.0
-    loss: Loss = "ce"
-    class_weights: str = "auto"  # none | auto (sqrt of median-frequency balancing) | comma-separated list
-    aux_loss: bool | None = None  # None: on for FCN/DeepLab (weight 0.5), lraspp has no aux head
-    bn_momentum: float = 0.1  # torchvision's MobileNetV3 uses 0.01, which collapsed short runs in eval mode
-    ignore_index: int | None = None  # None: 255, or one past the last class in the SegNet/CamVid layout
-    classes: str | None = None  # comma-separated names or a classes file; default: classes.json/.txt in the data
-    cache: bool | None = None  # None: keep decoded, resized images in memory when they fit in 2 GB
-    workers: int | None = None  # None: one per spare core (augmentation runs beside the training step)
-    amp: bool = True  # fp16 autocast on CUDA only
-    channels_last: bool = False
-    patience: int = 0  # early stopping on val mIoU (0 = off)
-    eval_every: int = 1
-    device: str = "auto"
-    seed: int = 0
-    threads: int = 0
-    deterministic: bool = False
+    data: str = param(
+        "",
+        "Data root: split/images + split/masks folders (train, val, optional test) or the SegNet/CamVid layout "
+        "train/ + trainannot/.",
+        path=True,
+    )
+    model: str = param(
+        "lraspp_mobilenet_v3_large",
+        "lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large, deeplabv3_resnet50/101, fcn_resnet50/101 "
+        "(ResNet models are ~15x slower on CPU).",
+    )
+    weights: str | None = param(
+        None, "Whole-model weights: none, DEFAULT, an enum name, or a .pth file.", default_text="none"
+    )
+    weights_backbone: str | None = param(
+        None, "ImageNet backbone weights: none, DEFAULT, an enum name, or a .pth file.", default_text="none"
+    )
+    size: str = param("360x480", "Training resolution HxW, or one number for a square (validation resizes to it).")
+    scale: tuple[float, float] = param(
+        (1.0, 1.0),
+        "Random rescale range MIN,MAX before the random crop (0.5,2 for long runs; off for short ones).",
+        gt=0,
+        parse=parse_scale,
+    )
+    epochs: int | None = param(None, "Epochs.", ge=1, default_text="30, or as many as --time-budget allows")
+    time_budget: float | None = param(
+        None,
+        "Wall-clock minutes for the whole command; epochs are planned to fit and the LR decays to 0 at the end.",
+        gt=0,
+    )
+    batch_size: int = param(8, "Images per batch (last incomplete batch dropped; BatchNorm needs two).", ge=2)
+    optimizer: Optimizer = param("adamw", "Optimizer (sgd with --momentum).")
+    lr: float | None = param(None, "Peak learning rate.", gt=0, default_text="5e-3 adamw, 0.02 sgd")
+    weight_decay: float | None = param(None, "Weight decay.", ge=0, default_text="1e-2 adamw, 1e-4 sgd")
+    momentum: float = param(0.9, "SGD momentum.", ge=0, lt=1)
+    schedule: Schedule = param("poly", "Learning-rate decay after the warmup (poly: torchvision's reference).")
+    warmup_epochs: float = param(1.0, "Linear warmup epochs (0: none).", ge=0)
+    loss: Loss = param("ce", "Per-pixel loss; dice and ce+dice (cross-entropy plus soft Dice) help rare classes.")
+    class_weights: str = param(
+        "auto", "none, auto (from training pixel counts) or one weight per class, comma-separated."
+    )
+    aux_loss: bool | None = param(
+        None, "Auxiliary head loss (weight 0.5; lraspp has no such head).", default_text="on for FCN/DeepLab"
+    )
+    # torchvision's MobileNetV3 uses 0.01, which collapsed short runs in eval mode
+    bn_momentum: float = param(
+        0.1, "BatchNorm momentum: the weight of each batch in the running statistics.", gt=0, le=1
+    )
+    ignore_index: int | None = param(
+        None,
+        "Mask value of unlabelled pixels (masks hold 8-bit values).",
+        ge=0,
+        le=255,
+        default_text="255; SegNet layout: one past the last class",
+    )
+    classes: str | None = param(
+        None, "Class names, comma-separated, or a classes.json/.txt file.", default_text="from the data root"
+    )
+    cache: bool | None = param(None, "Keep decoded, resized images in memory.", default_text="when under 2 GB")
+    workers: int | None = param(
+        None, "DataLoader worker processes (augmentation runs there).", ge=0, default_text="one per spare core"
+    )
+    amp: bool = param(True, "fp16 autocast on CUDA.")
+    channels_last: bool = param(False, "channels_last memory format (faster on GPUs).")
+    patience: int = param(0, "Stop after this many evaluations without a better val mIoU; 0 = never.", ge=0)
+    eval_every: int = param(1, "Validate every N epochs.", ge=1)
+    device: str = param("auto", "auto, cpu, cuda, cuda:N or mps. auto picks CUDA, then MPS, then CPU.")
+    seed: int = param(0, "Seed for every random generator.", ge=0)
+    threads: int = param(0, "CPU threads for torch; 0: the cores left beside the DataLoader workers.", ge=0)
+    deterministic: bool = param(False, "Ask for deterministic algorithms (slower; bit-identical reruns).")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -78,19 +130,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def check_config(config: SegmentConfig) -> None:
-    """Reject values that would only fail later, deep inside torch."""
+    """Every field in its range, then what a range cannot say: values that would only fail later, deep inside torch."""
+    check_ranges(config)
     if config.model not in MODELS:
         raise DataError(f"unknown --model {config.model!r}; expected one of {', '.join(MODELS)}")
     parse_size(config.size)
-    low, high = config.scale
-    if not 0 < low <= high:
-        raise DataError(f"scale {config.scale}: expected 0 < min <= max")
-    if config.batch_size < 2:
-        raise DataError("--batch-size must be at least 2 (BatchNorm needs two images per batch)")
-    for name in ("epochs", "time_budget", "lr", "weight_decay"):
-        value = getattr(config, name)
-        if value is not None and value <= 0 and not (name == "weight_decay" and value == 0):
-            raise DataError(f"--{name.replace('_', '-')} must be positive (got {value})")
+    if len(config.scale) != 2 or config.scale[0] > config.scale[1]:
+        raise DataError(f"--scale {','.join(map(str, config.scale))}: expected MIN,MAX with MIN <= MAX")
     if config.aux_loss and config.model.startswith("lraspp"):
         raise DataError("--aux-loss: lraspp_mobilenet_v3_large has no auxiliary head")
 

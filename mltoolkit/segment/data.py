@@ -39,9 +39,19 @@ class Classes:
     colors: list[tuple[int, int, int]]
     ignore_colors: list[tuple[int, int, int]] = field(default_factory=list)
     colors_given: bool = False  # True when a file named the colours: RGB masks can be decoded
+    values: list[int] | None = None  # each class's mask value where it is not the class index (0/255 masks)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def indices(self, mask: np.ndarray) -> np.ndarray:
+        """A mask of values as one of class indices (unchanged unless ``values`` says otherwise)."""
+        if self.values is None:
+            return mask
+        out = mask.copy()
+        for index, value in enumerate(self.values):
+            out[mask == value] = index
+        return out
 
 
 def default_colors(count: int) -> list[tuple[int, int, int]]:
@@ -225,22 +235,25 @@ def open_image(path: Path) -> Image.Image:
 
 
 def read_mask(path: Path, classes: Classes | None, ignore_index: int = DEFAULT_IGNORE) -> np.ndarray:
-    """A mask file as an (H, W) array of class indices: index PNGs as they are, palette PNGs by index,
-    RGB masks through the class colours (or their one channel when the three are equal)."""
+    """A mask file as an (H, W) array of class indices: index PNGs as they are (through ``classes.values``
+    where given), palette PNGs by index, RGB masks through the class colours (or their one channel when the
+    three are equal)."""
     image = open_image(path)
     if image.mode == "P" or image.mode in ("L", "I", "I;16", "1"):
-        return np.asarray(image).astype(np.int64)
-    if image.mode == "LA":
-        return np.asarray(image)[..., 0].astype(np.int64)
-    rgb = np.asarray(image.convert("RGB"))
-    if classes is not None and classes.colors_given:
-        return _colors_to_indices(rgb, classes, path, ignore_index)
-    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-        return rgb[..., 0].astype(np.int64)
-    raise DataError(
-        f"{path}: an RGB colour mask, but no class colours were given; list them in classes.json "
-        '([{"name": ..., "color": [R, G, B]}, ...]) or save masks as class-index PNGs'
-    )
+        mask = np.asarray(image).astype(np.int64)
+    elif image.mode == "LA":
+        mask = np.asarray(image)[..., 0].astype(np.int64)
+    else:
+        rgb = np.asarray(image.convert("RGB"))
+        if classes is not None and classes.colors_given:
+            return _colors_to_indices(rgb, classes, path, ignore_index)
+        if not ((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()):
+            raise DataError(
+                f"{path}: an RGB colour mask, but no class colours were given; list them in classes.json "
+                '([{"name": ..., "color": [R, G, B]}, ...]) or save masks as class-index PNGs'
+            )
+        mask = rgb[..., 0].astype(np.int64)
+    return classes.indices(mask) if classes is not None else mask
 
 
 def _colors_to_indices(rgb: np.ndarray, classes: Classes, path: Path, ignore_index: int) -> np.ndarray:
@@ -263,10 +276,11 @@ def _colors_to_indices(rgb: np.ndarray, classes: Classes, path: Path, ignore_ind
 
 @dataclass
 class Split:
-    """A checked split: its (image, mask) pairs and per-class pixel counts of its masks."""
+    """A checked split: its (image, mask) pairs, per-class pixel counts of its masks and all their pixels."""
 
     pairs: list[tuple[Path, Path]]
     counts: np.ndarray
+    pixels: int
 
 
 def check_size(mask: np.ndarray, mask_path: Path, image_path: Path) -> None:
@@ -285,13 +299,29 @@ def check_size(mask: np.ndarray, mask_path: Path, image_path: Path) -> None:
         )
 
 
-def infer_class_count(pairs: list[tuple[Path, Path]], classes: Classes | None, ignore_index: int) -> int:
-    """Without a classes file: one more than the largest label (other than the ignore index) in ``pairs``."""
-    top = 0
-    for _, mask_path in pairs:
-        mask = read_mask(mask_path, classes, ignore_index)
-        top = max(top, int(mask[mask != ignore_index].max(initial=0)))
-    return top + 1
+def mask_values(
+    pairs: list[tuple[Path, Path]], classes: Classes | None, ignore_index: int, threads: int = 1
+) -> set[int]:
+    """Every value found in the masks of ``pairs`` (read in ``threads``), before any is checked against a class
+    count: what tells binary 0/255 masks apart and, without a classes file, how many classes there are."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def values(pair: tuple[Path, Path]) -> set[int]:
+        mask = read_mask(pair[1], classes, ignore_index)
+        return {int(v) for v in np.flatnonzero(np.bincount(mask.ravel()))}
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        return set().union(*pool.map(values, pairs))
+
+
+def binary_classes(values: set[int], classes: Classes | None, ignore_index: int) -> Classes | None:
+    """Masks holding exactly 0 and 255 (the most common binary format) as two classes, 255 the second; None for
+    any other masks. Read with 255 as the ignore index they would hold a single class."""
+    if values != {0, 255} or ignore_index == 0 or (classes is not None and len(classes) != 2):
+        return None
+    if classes is None:
+        return Classes(["background", "foreground"], default_colors(2), values=[0, 255])
+    return Classes(classes.names, classes.colors, values=[0, 255])
 
 
 def check_values(mask: np.ndarray, path: Path, num_classes: int, ignore_index: int) -> np.ndarray:
@@ -321,15 +351,16 @@ def load_split(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    def check(pair: tuple[Path, Path]) -> np.ndarray:
+    def check(pair: tuple[Path, Path]) -> tuple[np.ndarray, int]:
         image_path, mask_path = pair
         mask = read_mask(mask_path, classes, ignore_index)
         check_size(mask, mask_path, image_path)
-        return check_values(mask, mask_path, num_classes, ignore_index)
+        return check_values(mask, mask_path, num_classes, ignore_index), mask.size
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        counts = list(pool.map(check, pairs))  # in order: the first bad file in sorted order is the one named
-    return Split(pairs, np.sum(counts, axis=0) if counts else np.zeros(num_classes, dtype=np.int64))
+        checked = list(pool.map(check, pairs))  # in order: the first bad file in sorted order is the one named
+    counts = np.sum([c for c, _ in checked], axis=0) if checked else np.zeros(num_classes, dtype=np.int64)
+    return Split(pairs, counts, sum(size for _, size in checked))
 
 
 def resize_pair(image: Image.Image, mask: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,53 +387,53 @@ def nearest(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- datasets
 
 
-def make_dataset(
-    split: Split,
-    classes: Classes | None,
-    size: tuple[int, int],
-    mean: Sequence[float],
-    std: Sequence[float],
-    ignore_index: int,
-    train: bool,
-    scale: tuple[float, float] = (1.0, 1.0),
-    cache: bool = True,
-) -> Any:
-    """A torch Dataset of (normalised float image, int64 mask) at ``size``, augmented when ``train``.
+class PairDataset:
+    """A map-style dataset of (normalised float image, int64 mask) at ``size``, augmented when ``train``.
 
-    With ``cache`` each pair is decoded and resized (to ``size`` times the largest scale) the first
-    time it is asked for and kept as uint8/int16 tensors; in a persistent DataLoader worker the
-    cache lives in that worker, so the decoding of epoch 1 overlaps training like any data loader.
+    A plain class at module level (a DataLoader needs only ``__len__`` and ``__getitem__``), so that
+    DataLoader workers started by spawning (macOS, Windows) can pickle it. With ``cache`` each pair is
+    decoded and resized (to ``size`` times the largest scale) the first time it is asked for and kept as
+    uint8/int16 tensors; in a persistent DataLoader worker the cache lives in that worker, so the decoding
+    of epoch 1 overlaps training like any data loader.
     """
-    import torch
 
-    base = base_size(size, scale) if train else size
+    def __init__(
+        self,
+        split: Split,
+        classes: Classes | None,
+        size: tuple[int, int],
+        mean: Sequence[float],
+        std: Sequence[float],
+        ignore_index: int,
+        train: bool,
+        scale: tuple[float, float] = (1.0, 1.0),
+        cache: bool = True,
+    ) -> None:
+        self.split, self.classes, self.size, self.mean, self.std = split, classes, size, mean, std
+        self.ignore_index, self.train, self.scale = ignore_index, train, scale
+        self.base = base_size(size, scale) if train else size
+        self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
 
-    class PairDataset(torch.utils.data.Dataset):
-        def __init__(self) -> None:
-            self.cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
+    def __len__(self) -> int:
+        return len(self.split.pairs)
 
-        def __len__(self) -> int:
-            return len(split.pairs)
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cache is not None and index in self.cache:
+            return self.cache[index]
+        image_path, mask_path = self.split.pairs[index]
+        raw = read_mask(mask_path, self.classes, self.ignore_index)
+        pair = resize_pair(open_image(image_path).convert("RGB"), raw, self.base)
+        if self.cache is not None:
+            self.cache[index] = pair
+        return pair
 
-        def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-            if self.cache is not None and index in self.cache:
-                return self.cache[index]
-            image_path, mask_path = split.pairs[index]
-            raw = read_mask(mask_path, classes, ignore_index)
-            pair = resize_pair(open_image(image_path).convert("RGB"), raw, base)
-            if self.cache is not None:
-                self.cache[index] = pair
-            return pair
-
-        def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-            image, mask = self.load(index)
-            image = image.float().div_(255)
-            if train:
-                image, mask = augment(image, mask, size, scale, ignore_index)
-            image = normalize(image, mean, std)
-            return image, mask.long()
-
-    return PairDataset()
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.load(index)
+        image = image.float().div_(255)
+        if self.train:
+            image, mask = augment(image, mask, self.size, self.scale, self.ignore_index)
+        image = normalize(image, self.mean, self.std)
+        return image, mask.long()
 
 
 def base_size(size: tuple[int, int], scale: tuple[float, float]) -> tuple[int, int]:

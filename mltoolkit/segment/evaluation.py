@@ -7,8 +7,8 @@ from typing import Any
 
 from mltoolkit.core.console import info
 from mltoolkit.core.io import write_json
-from mltoolkit.segment import data as D
-from mltoolkit.segment.inference import load_trained, predict_masks
+from mltoolkit.segment.data import find_layout, list_pairs, load_split, open_image, read_mask
+from mltoolkit.segment.inference import check_batch_size, load_trained, predict_masks
 from mltoolkit.segment.metrics import ConfusionMatrix
 
 
@@ -29,17 +29,18 @@ def evaluate(
     """
     import torch
 
+    check_batch_size(batch_size)
     trained = load_trained(run, runs_dir, device, threads)
     root = Path(data) if data is not None else Path(trained.config.data)
-    layout = D.find_layout(root)
-    pairs = D.list_pairs(layout, split)
+    layout = find_layout(root)
+    pairs = list_pairs(layout, split)
     classes, ignore = trained.classes, trained.ignore_index
-    D.load_split(pairs, classes, len(classes), ignore)  # every mask checked before the first prediction
+    load_split(pairs, classes, len(classes), ignore)  # every mask checked before the first prediction
     info(f"evaluating {trained.checkpoint} on {len(pairs)} {split} images of {root}")
     matrix = ConfusionMatrix(len(classes), ignore)
-    images = (D.open_image(image).convert("RGB") for image, _ in pairs)
+    images = (open_image(image).convert("RGB") for image, _ in pairs)
     for (_, mask_path), predicted in zip(pairs, predict_masks(trained, images, batch_size)):
-        truth = D.read_mask(mask_path, classes, ignore)
+        truth = read_mask(mask_path, classes, ignore)
         matrix.update(torch.from_numpy(truth), torch.from_numpy(predicted.astype("int64")))
     metrics = matrix.compute(classes.names)
     result = {

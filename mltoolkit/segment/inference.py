@@ -22,12 +22,11 @@ from mltoolkit.core.runs import resolve_run
 from mltoolkit.segment.config import SegmentConfig, parse_size
 from mltoolkit.segment.data import Classes, normalize
 from mltoolkit.segment.model import build_model
+from mltoolkit.techniques import SEGMENT
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
-
-TECHNIQUE = "segment"
 
 
 @dataclass
@@ -46,7 +45,7 @@ class Trained:
 def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: int | None = None) -> Trained:
     """``best.pt`` of a run (``last.pt`` if no epoch was evaluated), or the checkpoint file named."""
     set_threads(threads)
-    path = resolve_run(ref, runs_dir, TECHNIQUE)
+    path = resolve_run(ref, runs_dir, SEGMENT.name)
     run_dir = None
     if path.is_dir():
         run_dir = path
@@ -54,11 +53,11 @@ def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: 
         path = next((c for c in candidates if c.is_file()), candidates[0])
     elif path.parent.name == "checkpoints":
         run_dir = path.parent.parent
-    payload = load_checkpoint(path, TECHNIQUE)
+    payload = load_checkpoint(path, SEGMENT.name)
     saved = payload["config"]
     known = {f.name for f in fields(SegmentConfig)}
     config = SegmentConfig(**{k: tuple(v) if k == "scale" else v for k, v in saved.items() if k in known})
-    classes = Classes(saved["class_names"], [tuple(c) for c in saved["class_colors"]])
+    classes = Classes(saved["class_names"], [tuple(c) for c in saved["class_colors"]], values=saved.get("class_values"))
     target = resolve_device(device)
     model = build_model(config, len(classes), pretrained=False)
     try:
@@ -79,6 +78,12 @@ def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: 
     )
 
 
+def check_batch_size(batch_size: int | None) -> None:
+    """``--batch-size`` of evaluate and predict: None means the run's own; below 1 is refused, not replaced."""
+    if batch_size is not None and batch_size < 1:
+        raise DataError(f"--batch-size must be >= 1 (got {batch_size})")
+
+
 def predict_masks(
     trained: Trained, images: Iterable[Image.Image], batch_size: int | None = None
 ) -> Iterator[np.ndarray]:
@@ -86,7 +91,7 @@ def predict_masks(
     batch: list[Image.Image] = []
     for image in images:
         batch.append(image)
-        if len(batch) == (batch_size or trained.config.batch_size):
+        if len(batch) == (batch_size if batch_size is not None else trained.config.batch_size):
             yield from _predict_batch(trained, batch)
             batch = []
     if batch:

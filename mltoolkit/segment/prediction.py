@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from mltoolkit.core.errors import DataError
-from mltoolkit.segment import data as D
-from mltoolkit.segment.inference import class_fractions, load_trained, predict_masks
+from mltoolkit.segment.data import list_images, open_image
+from mltoolkit.segment.inference import check_batch_size, class_fractions, load_trained, predict_masks
 from mltoolkit.segment.visual import overlay as blend
 from mltoolkit.segment.visual import palette_image, save_png
 
@@ -24,7 +24,7 @@ def read_sources(sources: Sequence[str]) -> list[Path]:
             paths.append(source)
     if not paths:
         raise DataError("no images given (pass files, folders, or - to read paths from stdin)")
-    return D.list_images(paths)
+    return list_images(paths)
 
 
 def predict(
@@ -39,12 +39,15 @@ def predict(
     batch_size: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per image (paths written, fraction of pixels per class) as masks are written."""
+    check_batch_size(batch_size)
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise DataError(f"--output {output}: a file; predict writes one mask per image into a folder")
     trained = load_trained(run, runs_dir, device, threads)
     images = read_sources(sources)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    make_folder(output)
     names = _output_names(images)
-    loaded = (D.open_image(path).convert("RGB") for path in images)
+    loaded = (open_image(path).convert("RGB") for path in images)
     pictures: list[Any] = []
 
     def remember(stream):  # keep each image until its mask is back, for the overlay
@@ -63,6 +66,13 @@ def predict(
         record["width"], record["height"] = picture.width, picture.height
         record["fractions"] = class_fractions(mask, trained.classes.names)
         yield record
+
+
+def make_folder(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the way (NotADirectoryError, FileExistsError), no permission...
+        raise DataError(f"--output {path}: cannot create the folder ({exc.strerror})") from None
 
 
 def _output_names(images: list[Path]) -> list[str]:

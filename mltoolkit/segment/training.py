@@ -49,7 +49,6 @@ from mltoolkit.core.training import (
     rng_state,
     set_rng_state,
 )
-from mltoolkit.segment import data as D
 from mltoolkit.segment.config import (
     MODELS,
     SLOW_ON_CPU,
@@ -59,39 +58,80 @@ from mltoolkit.segment.config import (
     resolved_lr,
     resolved_weight_decay,
 )
+from mltoolkit.segment.data import (
+    DEFAULT_IGNORE,
+    Classes,
+    Layout,
+    PairDataset,
+    Split,
+    base_size,
+    binary_classes,
+    cache_fits,
+    default_colors,
+    find_layout,
+    list_pairs,
+    load_split,
+    mask_values,
+    resolve_classes,
+)
 from mltoolkit.segment.losses import SegmentationLoss, class_weights
 from mltoolkit.segment.metrics import ConfusionMatrix
 from mltoolkit.segment.model import build_model, normalization, uses_aux
+from mltoolkit.techniques import SEGMENT
 
-TECHNIQUE = "segment"
 DEFAULT_EPOCHS = 30
 FINAL_RESERVE_S = 5.0  # time kept back from --time-budget for plots and the summary
+VAL_BATCH_COST = 0.6  # a validation batch against a training step (forward only; 0.45 measured on CPU)
 
 
-def prepare_classes(layout: D.Layout, config: SegmentConfig) -> tuple[D.Classes, int]:
+def prepare_classes(
+    layout: Layout, config: SegmentConfig, train_pairs: list[tuple[Path, Path]], threads: int
+) -> tuple[Classes, int]:
     """Class names/colours and the ignore index: from --classes, the data's classes file, or the masks."""
-    classes = D.resolve_classes(layout.root, config.classes)
+    classes = resolve_classes(layout.root, config.classes)
     ignore = config.ignore_index
     if ignore is None:  # SegNet's CamVid marks unlabelled pixels with the value after the last class
-        ignore = len(classes) if layout.kind == "segnet" and classes is not None else D.DEFAULT_IGNORE
+        ignore = len(classes) if layout.kind == "segnet" and classes is not None else DEFAULT_IGNORE
+    values = mask_values(train_pairs, classes, ignore, threads)
+    binary = binary_classes(values, classes, ignore)
+    if binary is not None:
+        warn(
+            f"the training masks hold only the values 0 and 255: read as two classes, {binary.names[0]} (0) and "
+            f"{binary.names[1]} (255), not as one class and the ignore index {ignore}"
+        )
+        return binary, ignore
     if classes is None:
-        count = D.infer_class_count(D.list_pairs(layout, "train"), None, ignore)
-        classes = D.Classes([f"class_{i}" for i in range(count)], D.default_colors(count))
+        count = max((v for v in values if v != ignore), default=0) + 1
+        classes = Classes([f"class_{i}" for i in range(count)], default_colors(count))
         info(f"no classes file in {layout.root}: {count} classes inferred from the training masks")
     if len(classes) < 2:
         raise DataError(f"{layout.root}: segmentation needs at least 2 classes, found {len(classes)}")
     return classes, ignore
 
 
-def resolve(
-    config: SegmentConfig, layout: D.Layout, classes: D.Classes, ignore: int, train_pairs: int
-) -> SegmentConfig:
+def check_labels(split: Split, classes: Classes, ignore: int) -> None:
+    """Refuse classes no training pixel is labelled with (the run could not learn them, and their IoU would
+    not count), and warn when most pixels are the ignore index: both usually mean a wrong --ignore-index or
+    class list."""
+    empty = [f"{name} ({index})" for index, (name, count) in enumerate(zip(classes.names, split.counts)) if not count]
+    if empty:
+        raise DataError(
+            f"no training pixel is labelled as class{'es' if len(empty) > 1 else ''} {', '.join(empty[:5])}"
+            f"{' ...' if len(empty) > 5 else ''} (pixels equal to the ignore index {ignore} are not labelled); "
+            "check --classes and --ignore-index"
+        )
+    ignored = 1 - split.counts.sum() / max(1, split.pixels)
+    if ignored > 0.5:
+        warn(f"{ignored:.0%} of the training pixels are the ignore index {ignore} and will not be learned from")
+
+
+def resolve(config: SegmentConfig, layout: Layout, ignore: int, train_pairs: int) -> SegmentConfig:
     """Fill in every default that depends on the data or on other options, for config.json."""
     size = parse_size(config.size)
     workers = config.workers if config.workers is not None else dataloader_workers(None)
     cache = config.cache
     if cache is None:
-        cache = D.cache_fits(train_pairs, D.base_size(size, config.scale), copies=workers)
+        cache = cache_fits(train_pairs, base_size(size, config.scale), copies=workers)
     return replace(
         config,
         data=str(layout.root),
@@ -129,32 +169,33 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
     seed_everything(config.seed, config.deterministic)
     size = parse_size(config.size)
 
-    layout = D.find_layout(config.data)
-    classes, ignore = prepare_classes(layout, config)
-    train_pairs = D.list_pairs(layout, "train")
-    val_pairs = D.list_pairs(layout, "val") if "val" in layout.splits else None
+    layout = find_layout(config.data)
+    train_pairs = list_pairs(layout, "train")
+    val_pairs = list_pairs(layout, "val") if "val" in layout.splits else None
     if val_pairs is None:  # hold out every tenth image, so best.pt and early stopping have something to watch
         val_pairs, train_pairs = train_pairs[::10], [p for i, p in enumerate(train_pairs) if i % 10]
         warn(f"{layout.root}: no val split; holding out {len(val_pairs)} training images for validation")
-    config = resolve(config, layout, classes, ignore, len(train_pairs))
+    classes, ignore = prepare_classes(layout, config, train_pairs, threads + workers)
+    config = resolve(config, layout, ignore, len(train_pairs))
     if MODELS[config.model] in SLOW_ON_CPU and device.type == "cpu":
         warn(f"{config.model} trains at about 0.5 images/s at 256x256 on 2 CPU cores; lraspp_mobilenet_v3_large ~8")
 
     info(
         f"reading {len(train_pairs)} training and {len(val_pairs)} validation pairs from {layout.root} ({layout.kind})"
     )
-    train_split = D.load_split(train_pairs, classes, len(classes), ignore, threads + config.workers)
-    val_split = D.load_split(val_pairs, classes, len(classes), ignore, threads + config.workers)
+    train_split = load_split(train_pairs, classes, len(classes), ignore, threads + config.workers)
+    check_labels(train_split, classes, ignore)
+    val_split = load_split(val_pairs, classes, len(classes), ignore, threads + config.workers)
     if len(train_pairs) < config.batch_size:
         raise DataError(
             f"{layout.root}: {len(train_pairs)} training images, fewer than --batch-size {config.batch_size}"
         )
 
     mean, std = normalization(config)
-    train_set = D.make_dataset(
+    train_set = PairDataset(
         train_split, classes, size, mean, std, ignore, train=True, scale=config.scale, cache=config.cache
     )
-    val_set = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False, cache=config.cache)
+    val_set = PairDataset(val_split, classes, size, mean, std, ignore, train=False, cache=config.cache)
     loader_args = {"batch_size": config.batch_size, "workers": config.workers, "device": device}
     generator = torch.Generator().manual_seed(config.seed)
     sampler = train_sampler(train_set, world, config.seed)
@@ -185,6 +226,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
     meta = {
         "class_names": classes.names,
         "class_colors": [list(c) for c in classes.colors],
+        "class_values": classes.values,
         "mean": list(mean),
         "std": list(std),
         "layout": layout.kind,
@@ -192,7 +234,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
     checkpoint_config = {**config_dict(config), **meta}
     run, resumed = start_run_on_main(  # rank 0 creates (or reopens) the run; only rank 0 writes to it
         world,
-        TECHNIQUE,
+        SEGMENT.name,
         config_dict(config),
         name=name or _default_name(config),
         runs_dir=runs_dir,
@@ -204,7 +246,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
     max_steps = max_epochs * steps_per_epoch
     planned = max_steps if config.time_budget is None else min(max_epochs, 100) * steps_per_epoch  # steps; re-planned
     if resumed:
-        payload = load_checkpoint(run.checkpoints / "last.pt", TECHNIQUE)
+        payload = load_checkpoint(run.checkpoints / "last.pt", SEGMENT.name)
         state = payload["state"]
         if state["num_classes"] != len(classes):
             raise DataError(f"{run.path}: trained for {state['num_classes']} classes, the data has {len(classes)}")
@@ -233,7 +275,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
         return elapsed_before + time.monotonic() - started
 
     def over_budget() -> bool:
-        over = elapsed() > budget - FINAL_RESERVE_S - val_time
+        over = elapsed() > budget - FINAL_RESERVE_S - validation_time(val_time, step_time, len(val_loader))
         if world.distributed and budget < math.inf:  # every process must stop at the same step
             over = bool(all_sum(torch.tensor(float(over)), world, device) > 0)
         return over
@@ -254,11 +296,13 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
             "elapsed": elapsed(),
             "num_classes": len(classes),
         }
-        save_checkpoint(path, technique=TECHNIQUE, config=checkpoint_config, state=state, metrics=metrics)
+        save_checkpoint(path, technique=SEGMENT.name, config=checkpoint_config, state=state, metrics=metrics)
 
     budget = config.time_budget * 60 if config.time_budget else math.inf
     last_record: dict[str, Any] = {}
-    val_time = 0.0
+    val_time: float | None = None  # seconds one validation took, once one has run
+    step_time = 0.0  # seconds per training step in the current epoch
+
     status = "completed"
     try:
         while step < planned:
@@ -287,6 +331,7 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
                         bar.advance(1, loss=loss_sum.item() / images_seen, lr=optimizer.param_groups[0]["lr"])
                     else:
                         bar.advance(1)
+                    step_time = (time.monotonic() - tick) / (step - first_step)
                     if step >= planned or over_budget():
                         break
                 train_time = time.monotonic() - tick
@@ -318,12 +363,15 @@ def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: s
             last_record = record
             info(_describe(record, -(-planned // steps_per_epoch)))
             if config.time_budget and step < planned:  # re-plan: as many more steps as the remaining time holds
-                step_time = train_time / max(1, step - first_step)
                 more = (
                     0
                     if out_of_time
                     else steps_that_fit(
-                        budget - elapsed() - FINAL_RESERVE_S, step_time, val_time, steps_per_epoch, config.eval_every
+                        budget - elapsed() - FINAL_RESERVE_S,
+                        step_time,
+                        validation_time(val_time, step_time, len(val_loader)),
+                        steps_per_epoch,
+                        config.eval_every,
                     )
                 )
                 new_plan = from_main(min(max_steps, step + more), world)
@@ -378,6 +426,13 @@ def validate(
     total, count = all_sum(torch.tensor([total, count], dtype=torch.float64), world, device).tolist()
     metrics = matrix.compute()
     return {"val_loss": total / max(1, count), "pixel_accuracy": metrics["pixel_accuracy"], "miou": metrics["miou"]}
+
+
+def validation_time(measured: float | None, step_time: float, batches: int) -> float:
+    """Seconds a validation takes: as measured once one has run, and before that guessed from the training
+    steps, so that a budget shorter than one epoch keeps room for the validation that ends it (counted as
+    0 s, a 20 s budget ran 28 s)."""
+    return measured if measured is not None else batches * step_time * VAL_BATCH_COST
 
 
 def steps_that_fit(remaining: float, step_time: float, val_time: float, steps_per_epoch: int, eval_every: int) -> int:
@@ -436,10 +491,10 @@ def _finish_plots(run: Run, model, val_split, classes, config, device, size, mea
     )
     best = run.checkpoints / "best.pt"
     if best.exists():
-        model.load_state_dict(load_checkpoint(best, TECHNIQUE)["state"]["model"])
+        model.load_state_dict(load_checkpoint(best, SEGMENT.name)["state"]["model"])
     model.eval()
     examples = []
-    dataset = D.make_dataset(val_split, classes, size, mean, std, ignore, train=False)
+    dataset = PairDataset(val_split, classes, size, mean, std, ignore, train=False)
     with torch.inference_mode():
         for index in sorted({round(i * (len(dataset) - 1) / 3) for i in range(4)}):
             image, mask = dataset[index]

@@ -12,19 +12,14 @@ from typing import Annotated
 import typer
 
 from mltoolkit.core import options
+from mltoolkit.core.params import config_options
+from mltoolkit.transfer.config import TransferConfig
 
 app = typer.Typer(
     help="Transfer learning on an image folder: fine-tune or feature-extract a pretrained network.",
     no_args_is_help=True,
 )
 
-DataDir = Annotated[
-    str | None,
-    typer.Option(
-        "--data",
-        help="Image folder: DIR/train/<class>/* + DIR/val/<class>/*, or DIR/<class>/* (split by --val-fraction).",
-    ),
-]
 Workers = Annotated[
     int | None,
     typer.Option("--workers", help="DataLoader worker processes. \\[default: one per spare core, at most 8]"),
@@ -32,81 +27,10 @@ Workers = Annotated[
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch.")]
 
 
+@config_options(TransferConfig)
 def train_command(
-    data: DataDir = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help="torchvision classifier (`mltk transfer models`). \\[default: resnet18]"),
-    ] = None,
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            help="DEFAULT, a torchvision weights name (IMAGENET1K_V1), none (random init), or PATH.pth (a state dict). "
-            "\\[default: DEFAULT]"
-        ),
-    ] = None,
-    mode: Annotated[
-        str | None,
-        typer.Option(
-            help="finetune (all layers train) or feature-extract (frozen, cached backbone; new head only). "
-            "\\[default: finetune]"
-        ),
-    ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs. \\[default: 25]")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", "-b", help="Images per batch. \\[default: 32]")
-    ] = None,
-    optimizer: Annotated[str | None, typer.Option(help="sgd (with momentum) or adamw. \\[default: sgd]")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (the peak, for onecycle). \\[default: 0.001]")] = None,
-    momentum: Annotated[float | None, typer.Option(help="SGD momentum. \\[default: 0.9]")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Weight decay. \\[default: 0]")] = None,
-    schedule: Annotated[
-        str | None, typer.Option(help="step, cosine, onecycle, poly or constant, stepped per batch. \\[default: step]")
-    ] = None,
-    warmup_epochs: Annotated[float | None, typer.Option(help="Linear warmup length in epochs. \\[default: 0]")] = None,
-    step_size: Annotated[int | None, typer.Option(help="step schedule: epochs between decays. \\[default: 7]")] = None,
-    gamma: Annotated[float | None, typer.Option(help="step schedule: decay factor. \\[default: 0.1]")] = None,
-    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the loss. \\[default: 0]")] = None,
-    balance: Annotated[
-        bool | None, typer.Option("--balance/--no-balance", help="Draw classes equally often (weighted sampler).")
-    ] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option(help="Stop after this many epochs without a better val accuracy; 0 = never. \\[default: 0]"),
-    ] = None,
-    augment: Annotated[
-        str | None,
-        typer.Option(
-            help="none, basic (RandomResizedCrop + flip), strong (+ TrivialAugment, RandomErasing) or auto "
-            "(basic when fine-tuning, none when feature-extracting). \\[default: auto]"
-        ),
-    ] = None,
-    views: Annotated[
-        int | None,
-        typer.Option(
-            help="feature-extract with --augment basic|strong: augmented views cached per image. \\[default: 4]"
-        ),
-    ] = None,
-    image_size: Annotated[
-        int | None, typer.Option(help="Input crop size in pixels. \\[default: the weights' own, 224 for most]")
-    ] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option(help="Share held out for validation when DATA has no val/ folder. \\[default: 0.2]")
-    ] = None,
-    strict: Annotated[
-        bool | None, typer.Option("--strict/--no-strict", help="An unreadable image is an error (exit 3), not a skip.")
-    ] = None,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA. \\[default: on]")] = None,
-    channels_last: Annotated[
-        bool | None,
-        typer.Option("--channels-last/--no-channels-last", help="channels_last memory on CUDA. \\[default: on]"),
-    ] = None,
-    workers: Workers = None,
+    flags: dict,
     config: options.ConfigFile = None,
-    device: options.Device = None,
-    seed: options.Seed = None,
-    threads: options.Threads = None,
-    deterministic: options.Deterministic = False,
     runs_dir: options.RunsDir = Path("runs"),
     name: options.RunName = None,
     resume: options.Resume = None,
@@ -116,26 +40,16 @@ def train_command(
 
     Data-parallel on N GPUs or processes: torchrun --nproc_per_node N -m mltoolkit transfer finetune ...
     """
-    from mltoolkit.core.config import build_config, load_config_file
+    from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
     from mltoolkit.core.distributed import launched_world
     from mltoolkit.core.runs import Run, resolve_run_dir
-    from mltoolkit.transfer.config import TransferConfig
+    from mltoolkit.techniques import TRANSFER
     from mltoolkit.transfer.trainer import train
 
     set_quiet(quiet)
-    flags = {
-        "data": data, "model": model, "weights": weights, "mode": mode, "epochs": epochs, "batch_size": batch_size,
-        "optimizer": optimizer, "lr": lr, "momentum": momentum, "weight_decay": weight_decay, "schedule": schedule,
-        "warmup_epochs": warmup_epochs, "step_size": step_size, "gamma": gamma, "label_smoothing": label_smoothing,
-        "balance": balance, "patience": patience, "augment": augment, "views": views, "image_size": image_size,
-        "val_fraction": val_fraction, "strict": strict, "amp": amp, "channels_last": channels_last,
-        "workers": workers, "device": device, "seed": seed, "threads": threads,
-        "deterministic": deterministic or None,
-    }  # fmt: skip
-    resumed_layer = Run(resolve_run_dir(resume, runs_dir, "transfer")).read_config() if resume else None
-    file_layer = load_config_file(config) if config else None
-    cfg = build_config(TransferConfig, resumed_layer, file_layer, flags, source="option")
+    resumed = Run(resolve_run_dir(resume, runs_dir, TRANSFER.name)).read_config() if resume else None
+    cfg = resolve_config(TransferConfig, flags, config_file=config, resumed=resumed)
     result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
     if launched_world().is_main:  # under torchrun: one result line, from rank 0
         emit_json(result)

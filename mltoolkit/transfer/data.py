@@ -58,6 +58,8 @@ def scan_class_tree(root: Path, classes: Sequence[str] | None = None) -> tuple[l
     folders = _visible_dirs(root)
     if not folders:
         raise DataError(f"{root}: no class folders; expected {root}/<class>/<image files>")
+    if classes is None and len(folders) < 2:
+        raise DataError(f"{root}: one class folder ({folders[0].name}); a classifier needs at least 2 classes")
     names = [f.name for f in folders]
     if classes is not None:
         unknown = [n for n in names if n not in classes]
@@ -105,8 +107,6 @@ def stratified_split(
     samples: list[Sample], classes: list[str], fraction: float, seed: int, root: Path
 ) -> tuple[list[Sample], list[Sample]]:
     """Hold out ``fraction`` of every class (at least one image each), reproducibly for ``seed``."""
-    if not 0 < fraction < 1:
-        raise DataError(f"--val-fraction must be between 0 and 1 (got {fraction}) for a folder without val/")
     rng = np.random.default_rng(seed)
     train: list[Sample] = []
     val: list[Sample] = []
@@ -177,26 +177,46 @@ class Preprocessing:
         return asdict(self)
 
 
-def preprocessing_for(model_name: str, source: Any, image_size: int | None) -> Preprocessing:
+def preprocessing_for(
+    model_name: str, source: Any, image_size: int | None, native_size: int | None = None
+) -> Preprocessing:
     """The preprocessing of the weights in use (or the model's default weights for a file or none).
 
     ``image_size`` overrides the crop (small inputs train fast from scratch) and scales the resize
-    by the same ratio (224 -> 256 becomes 64 -> 73).
+    by the same ratio (224 -> 256 becomes 64 -> 73). Without it, ``native_size`` (the images' own
+    size, given when training from scratch) sets the resize, so that nothing is upscaled past it: pixels
+    that were never there cost time and teach random weights nothing. Either way the crop is at least
+    the model's smallest input (``min_size`` in the weights' metadata: 75 for inception_v3, 224 for ViT).
     """
     from mltoolkit.core.weights import reference_weights
 
     reference = reference_weights(model_name, source)
     crop, resize, mean, std, interpolation = 224, 256, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "bilinear"
+    least = 16
     if reference is not None:
+        least = max(least, *reference.meta.get("min_size", (least,)))
         preset = reference.transforms()
         if hasattr(preset, "crop_size"):
             crop, resize = int(preset.crop_size[0]), int(preset.resize_size[0])
             mean, std, interpolation = list(preset.mean), list(preset.std), preset.interpolation.value
+    if image_size is None and native_size is not None:
+        image_size = min(crop, max(least, round(native_size * crop / resize)))
     if image_size is not None:
-        if image_size < 16:
-            raise DataError(f"--image-size must be at least 16 (got {image_size})")
+        if image_size < least:
+            raise DataError(f"--image-size {image_size}: {model_name} takes images of at least {least} px")
         resize, crop = round(image_size * resize / crop), image_size
     return Preprocessing(crop, resize, mean, std, interpolation)
+
+
+def median_short_side(samples: Sequence[Sample], count: int = 64) -> int:
+    """The median shorter side of ``count`` images spread over ``samples`` (Pillow reads only the headers)."""
+    from PIL import Image
+
+    sides = []
+    for path, _ in samples[:: max(1, len(samples) // count)][:count]:
+        with Image.open(path) as image:
+            sides.append(min(image.size))
+    return int(np.median(sides))
 
 
 def eval_transform(pre: Preprocessing) -> Any:

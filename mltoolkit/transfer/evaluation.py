@@ -38,7 +38,7 @@ def classification_metrics(
 
     n = len(classes)
     predicted = logits.argmax(1)
-    k = max(1, min(top_k, n))
+    k = min(top_k, n)
     top = logits.topk(k, dim=1).indices
     confusion = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n)
     true_pos = confusion.diag().double()
@@ -103,10 +103,11 @@ def evaluate(
     from mltoolkit.core.device import dataloader_workers, set_threads
     from mltoolkit.core.io import write_json
     from mltoolkit.core.training import data_loader
-    from mltoolkit.transfer.classifier import load_classifier
+    from mltoolkit.transfer.classifier import check_counts, load_classifier
     from mltoolkit.transfer.data import ImageDataset, check_images, collate, eval_transform, report_bad_image
     from mltoolkit.transfer.engine import score_batches
 
+    check_counts(top_k=top_k, batch_size=batch_size)
     set_threads(threads)
     clf = load_classifier(run, runs_dir, device)
     where, samples = evaluation_samples(data, clf.classes, clf.config)

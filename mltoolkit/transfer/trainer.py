@@ -35,29 +35,18 @@ from mltoolkit.core.distributed import (
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run
 from mltoolkit.core.training import load_scheduler_state
+from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
 
 if TYPE_CHECKING:
     import torch
 
-TECHNIQUE = "transfer"
-
 
 def check_config(cfg: TransferConfig) -> None:
-    """Reject values no run could use before anything is loaded."""
+    """What the fields' ranges cannot say, refused before anything is loaded or written."""
     if not cfg.data:
         raise UsageError("no data folder: pass --data DIR (DIR/train/<class>/*, DIR/val/<class>/* or DIR/<class>/*)")
-    positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "views": cfg.views, "step_size": cfg.step_size}
-    for key, value in positive.items():
-        if value < 1:
-            raise DataError(f"--{key.replace('_', '-')} must be at least 1 (got {value})")
-    if cfg.lr <= 0:
-        raise DataError(f"--lr must be positive (got {cfg.lr})")
-    if not 0 <= cfg.label_smoothing < 1:
-        raise DataError(f"--label-smoothing must be in [0, 1) (got {cfg.label_smoothing})")
-    if cfg.patience < 0 or cfg.warmup_epochs < 0 or cfg.weight_decay < 0:
-        raise DataError("--patience, --warmup-epochs and --weight-decay must not be negative")
 
 
 def check_distributed(cfg: TransferConfig, world: World) -> None:
@@ -122,7 +111,7 @@ def _train(
     started: float,
 ) -> dict[str, Any]:
     from mltoolkit.core.weights import parse_weights
-    from mltoolkit.transfer.data import check_images, find_splits, preprocessing_for
+    from mltoolkit.transfer.data import check_images, find_splits, median_short_side, preprocessing_for
     from mltoolkit.transfer.model import build_model, find_head, freeze_backbone, head_is_last, load_weights
 
     splits = find_splits(cfg.data, cfg.val_fraction, cfg.seed)
@@ -134,7 +123,8 @@ def _train(
     if len(train_samples) < world.size:
         raise DataError(f"{cfg.data}: {len(train_samples)} training images for {world.size} processes")
     source = parse_weights(cfg.model, cfg.weights)
-    pre = preprocessing_for(cfg.model, source, cfg.image_size)
+    native = median_short_side(train_samples) if cfg.from_scratch and cfg.image_size is None else None
+    pre = preprocessing_for(cfg.model, source, cfg.image_size, native)
     model = build_model(cfg.model, len(splits.classes))
     head_name, head = find_head(model, len(splits.classes))
     # a failed download is exit 4 before any run directory exists; under torchrun rank 0 downloads first
@@ -149,7 +139,7 @@ def _train(
 
     run, resumed = start_run_on_main(  # rank 0 creates (or reopens) the run directory
         world,
-        TECHNIQUE,
+        TRANSFER.name,
         config_dict(cfg),
         name=name or default_run_name(cfg),
         runs_dir=runs_dir,
@@ -163,14 +153,15 @@ def _train(
         f"{len(train_samples)} train / {len(val_samples)} val images ({splits.layout}), "
         f"{pre.crop_size}px, {device}, {threads} threads{processes} -> {run.path}"
     )
-    context = Context(cfg, device, workers=workers, pre=pre, classes=splits.classes, world=world)
+    setup = TrainingSetup(cfg, device, workers=workers, pre=pre, classes=splits.classes, world=world)
     learner_cls = HeadLearner if feature_mode else FinetuneLearner
-    learner = learner_cls(context, model, head, train_samples, val_samples)
+    learner = learner_cls(setup, model, head, train_samples, val_samples)
     return fit(learner, run, resumed, started)
 
 
-class Context:
-    """What both learners share: the config, device, preprocessing and the bad-file reporter."""
+class TrainingSetup:
+    """What both learners share: the config, device, preprocessing and classes, the processes, the bad-file
+    reporter, and the optimizer and schedule the config asks for."""
 
     def __init__(
         self,
@@ -259,7 +250,12 @@ class FinetuneLearner:
     """Every layer trains; images are decoded and augmented each epoch by DataLoader workers."""
 
     def __init__(
-        self, ctx: Context, model: torch.nn.Module, head: torch.nn.Module, train: list[Sample], val: list[Sample]
+        self,
+        setup: TrainingSetup,
+        model: torch.nn.Module,
+        head: torch.nn.Module,
+        train: list[Sample],
+        val: list[Sample],
     ) -> None:
         import torch
 
@@ -267,24 +263,24 @@ class FinetuneLearner:
         from mltoolkit.core.training import data_loader, grad_scaler
         from mltoolkit.transfer.data import ImageDataset, collate, eval_transform, train_transform
 
-        cfg, world = ctx.cfg, ctx.world
-        self.ctx = ctx
-        self.model = model.to(ctx.device, memory_format=torch.channels_last if ctx.channels_last else None)
-        self.net = wrap(self.model, world, ctx.device)  # DDP under torchrun: what trains; self.model is saved
+        cfg, world = setup.cfg, setup.world
+        self.setup = setup
+        self.model = model.to(setup.device, memory_format=torch.channels_last if setup.channels_last else None)
+        self.net = wrap(self.model, world, setup.device)  # DDP under torchrun: what trains; self.model is saved
         self.generator = torch.Generator()
         sampler = None
         if cfg.balance:
-            weights = class_balance_weights(train, len(ctx.classes))
+            weights = class_balance_weights(train, len(setup.classes))
             sampler = torch.utils.data.WeightedRandomSampler(weights, len(train), generator=self.generator)
-        transform = train_transform(ctx.pre, cfg.resolved_augment())
+        transform = train_transform(setup.pre, cfg.resolved_augment())
         train_set = ImageDataset(train, transform)
         self.shard_sampler = train_sampler(train_set, world, cfg.seed)  # this process's shard; None on one
         sampler = sampler or self.shard_sampler
         loader = data_loader(
             train_set,
             batch_size=cfg.batch_size,
-            workers=ctx.workers,
-            device=ctx.device,
+            workers=setup.workers,
+            device=setup.device,
             collate_fn=collate,
             shuffle=True,
             sampler=sampler,
@@ -292,27 +288,27 @@ class FinetuneLearner:
         )
         self.train_loader, self.train_samples = loader, train
         self.val_loader = data_loader(
-            shard(ImageDataset(val, eval_transform(ctx.pre)), world),
+            shard(ImageDataset(val, eval_transform(setup.pre)), world),
             batch_size=cfg.batch_size,
-            workers=ctx.workers,
-            device=ctx.device,
+            workers=setup.workers,
+            device=setup.device,
             collate_fn=collate,
         )
         self.val_samples = val
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        self.optimizer = ctx.optimizer(self.model.parameters())
-        self.scheduler = ctx.scheduler(self.optimizer, len(loader))
-        self.scaler = grad_scaler(ctx.device, ctx.amp)
+        self.optimizer = setup.optimizer(self.model.parameters())
+        self.scheduler = setup.scheduler(self.optimizer, len(loader))
+        self.scaler = grad_scaler(setup.device, setup.amp)
         self.best: dict[str, torch.Tensor] | None = None
         self.best_on_disk = True
 
     def train_epoch(self, epoch: int) -> Any:
         from mltoolkit.transfer.engine import train_epoch
 
-        self.generator.set_state(self.ctx.epoch_generator(epoch).get_state())
+        self.generator.set_state(self.setup.epoch_generator(epoch).get_state())
         if self.shard_sampler is not None:
             self.shard_sampler.set_epoch(epoch)
-        distributed = self.ctx.world.distributed
+        distributed = self.setup.world.distributed
         return train_epoch(
             self.net,
             self.train_loader,
@@ -320,14 +316,14 @@ class FinetuneLearner:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             scaler=self.scaler,
-            device=self.ctx.device,
-            amp=self.ctx.amp,
-            channels_last=self.ctx.channels_last,
-            on_bad=self.ctx.bad_reporter(self.train_samples),
-            description=f"epoch {epoch}/{self.ctx.cfg.epochs}",
+            device=self.setup.device,
+            amp=self.setup.amp,
+            channels_last=self.setup.channels_last,
+            on_bad=self.setup.bad_reporter(self.train_samples),
+            description=f"epoch {epoch}/{self.setup.cfg.epochs}",
             total=len(self.shard_sampler) if self.shard_sampler is not None else len(self.train_samples),
-            reduce=self.ctx.reduce,
-            empty_shape=(3, self.ctx.pre.crop_size, self.ctx.pre.crop_size) if distributed else None,
+            reduce=self.setup.reduce,
+            empty_shape=(3, self.setup.pre.crop_size, self.setup.pre.crop_size) if distributed else None,
         )
 
     def validate(self) -> tuple[float, float, int]:
@@ -337,11 +333,11 @@ class FinetuneLearner:
             self.model,  # not DDP: the shards may differ in length by one image, and scoring needs no sync
             self.val_loader,
             criterion=self.criterion,
-            reduce=self.ctx.reduce,
-            device=self.ctx.device,
-            amp=self.ctx.amp,
-            channels_last=self.ctx.channels_last,
-            on_bad=self.ctx.bad_reporter(self.val_samples),
+            reduce=self.setup.reduce,
+            device=self.setup.device,
+            amp=self.setup.amp,
+            channels_last=self.setup.channels_last,
+            on_bad=self.setup.bad_reporter(self.val_samples),
         )
 
     def training_state(self) -> dict[str, Any]:
@@ -359,7 +355,7 @@ class FinetuneLearner:
         self.scaler.load_state_dict(state["scaler"])
         best = run.checkpoints / "best.pt"
         if best.exists():
-            self.best = load_checkpoint(best, TECHNIQUE)["state"]["model"]
+            self.best = load_checkpoint(best, TRANSFER.name)["state"]["model"]
 
     def keep_best(self) -> None:
         self.best = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -379,14 +375,19 @@ class HeadLearner:
     """
 
     def __init__(
-        self, ctx: Context, model: torch.nn.Module, head: torch.nn.Module, train: list[Sample], val: list[Sample]
+        self,
+        setup: TrainingSetup,
+        model: torch.nn.Module,
+        head: torch.nn.Module,
+        train: list[Sample],
+        val: list[Sample],
     ) -> None:
         import torch
 
         from mltoolkit.core.training import grad_scaler
 
-        cfg = ctx.cfg
-        self.ctx, self.model, self.head = ctx, model.to(ctx.device), head
+        cfg = setup.cfg
+        self.setup, self.model, self.head = setup, model.to(setup.device), head
         self.train_samples, self.val_samples = train, val
         self.augment = cfg.resolved_augment()
         self.views = cfg.views if self.augment != "none" else 1
@@ -395,9 +396,9 @@ class HeadLearner:
         self.train_labels = torch.tensor([label for _, label in train])
         self.val_labels = torch.tensor([label for _, label in val])
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        self.optimizer = ctx.optimizer(self.head.parameters())
-        self.scheduler = ctx.scheduler(self.optimizer, math.ceil(len(train) / cfg.batch_size))
-        self.scaler = grad_scaler(ctx.device, False)  # the head is one small layer: fp32
+        self.optimizer = setup.optimizer(self.head.parameters())
+        self.scheduler = setup.scheduler(self.optimizer, math.ceil(len(train) / cfg.batch_size))
+        self.scaler = grad_scaler(setup.device, False)  # the head is one small layer: fp32
         self.best: dict[str, torch.Tensor] | None = None
         self.best_on_disk = False
 
@@ -408,9 +409,9 @@ class HeadLearner:
 
         loader = data_loader(
             ImageDataset(samples, transform),
-            batch_size=self.ctx.cfg.batch_size,
-            workers=self.ctx.workers,
-            device=self.ctx.device,
+            batch_size=self.setup.cfg.batch_size,
+            workers=self.setup.workers,
+            device=self.setup.device,
             collate_fn=collate,
         )
         return extract_features(
@@ -418,10 +419,10 @@ class HeadLearner:
             self.head,
             loader,
             size=len(samples),
-            device=self.ctx.device,
-            amp=self.ctx.amp,
-            channels_last=self.ctx.channels_last,
-            on_bad=self.ctx.bad_reporter(samples),
+            device=self.setup.device,
+            amp=self.setup.amp,
+            channels_last=self.setup.channels_last,
+            on_bad=self.setup.bad_reporter(samples),
             description=description,
         )
 
@@ -430,7 +431,7 @@ class HeadLearner:
 
         from mltoolkit.transfer.data import train_transform
 
-        transform = train_transform(self.ctx.pre, self.augment)
+        transform = train_transform(self.setup.pre, self.augment)
         views, masks = [], []
         for view in range(self.views):
             features, ok = self._extract(self.train_samples, transform, f"features, view {view + 1}/{self.views}")
@@ -441,7 +442,7 @@ class HeadLearner:
 
     def _batches(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, views: Any) -> Any:
         """Batches in the shape ``engine`` expects: ``(x, y, indices, bad)``."""
-        size = self.ctx.cfg.batch_size
+        size = self.setup.cfg.batch_size
         for start in range(0, len(order), size):
             index = order[start : start + size]
             x = features[index] if views is None else features[views[index], index]
@@ -454,10 +455,10 @@ class HeadLearner:
 
         if self.train_features is None:
             self._cache_train()
-        generator = self.ctx.epoch_generator(epoch)
+        generator = self.setup.epoch_generator(epoch)
         usable = self.train_ok.nonzero().flatten()
-        if self.ctx.cfg.balance:
-            weights = class_balance_weights([self.train_samples[i] for i in usable.tolist()], len(self.ctx.classes))
+        if self.setup.cfg.balance:
+            weights = class_balance_weights([self.train_samples[i] for i in usable.tolist()], len(self.setup.classes))
             order = usable[torch.multinomial(weights, len(usable), replacement=True, generator=generator)]
         else:
             order = usable[torch.randperm(len(usable), generator=generator)]
@@ -469,11 +470,11 @@ class HeadLearner:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             scaler=self.scaler,
-            device=self.ctx.device,
+            device=self.setup.device,
             amp=False,
             channels_last=False,
             on_bad=lambda _: None,
-            description=f"epoch {epoch}/{self.ctx.cfg.epochs} (head)",
+            description=f"epoch {epoch}/{self.setup.cfg.epochs} (head)",
             total=len(order),
         )
 
@@ -483,14 +484,14 @@ class HeadLearner:
 
         if self.val_features is None:
             self.val_features, self.val_ok = self._extract(
-                self.val_samples, eval_transform(self.ctx.pre), "features, val"
+                self.val_samples, eval_transform(self.setup.pre), "features, val"
             )
         order = self.val_ok.nonzero().flatten()
         return validate(
             self.head,
             self._batches(self.val_features, self.val_labels, order, None),
             criterion=self.criterion,
-            device=self.ctx.device,
+            device=self.setup.device,
             amp=False,
             channels_last=False,
             on_bad=lambda _: None,
@@ -531,15 +532,15 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
     from mltoolkit.core.plots import plot_curves
     from mltoolkit.core.training import EarlyStopping, rng_state, set_rng_state
 
-    ctx, cfg = learner.ctx, learner.ctx.cfg
-    main = ctx.world.is_main
+    setup, cfg = learner.setup, learner.setup.cfg
+    main = setup.world.is_main
     stopper = EarlyStopping(cfg.patience, "max")
     start_epoch, best_epoch, records = 0, 0, []
     last_path, best_path = run.checkpoints / "last.pt", run.checkpoints / "best.pt"
     if resumed:
         if not last_path.exists():
             raise DataError(f"{run.path}: nothing to resume (no checkpoints/last.pt)")
-        state = load_checkpoint(last_path, TECHNIQUE)["state"]
+        state = load_checkpoint(last_path, TRANSFER.name)["state"]
         learner.load_training_state(state["training"], run)
         stopper.load_state_dict(state["early_stopping"])
         if main:  # rank 0's generators; the other processes keep their own seeds (seed + rank)
@@ -554,9 +555,9 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
         model = learner.restore_best()
         save_checkpoint(
             best_path,
-            technique=TECHNIQUE,
+            technique=TRANSFER.name,
             config=config_dict(cfg),
-            state=ctx.inference_state(model, epoch=best_epoch, val_acc=stopper.best),
+            state=setup.inference_state(model, epoch=best_epoch, val_acc=stopper.best),
             metrics=next((r for r in records if r["epoch"] == best_epoch), {}),
         )
 
@@ -570,7 +571,7 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
             "epochs_run": len(records),
             "wall_time_s": round(time.perf_counter() - started, 2),
             "best_checkpoint": str(best_path) if best_path.exists() else None,
-            **({"processes": ctx.world.size} if ctx.world.distributed else {}),
+            **({"processes": setup.world.size} if setup.world.distributed else {}),
         }
 
     try:
@@ -598,7 +599,7 @@ def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, 
                     save_best()
                 save_checkpoint(
                     last_path,
-                    technique=TECHNIQUE,
+                    technique=TRANSFER.name,
                     config=config_dict(cfg),
                     state={
                         "epoch": epoch,
