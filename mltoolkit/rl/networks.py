@@ -49,7 +49,7 @@ def _conv_side(side: int) -> int:
 
 
 def network_kind(kind: NetworkKind, obs_shape: Sequence[int]) -> Literal["mlp", "cnn"]:
-    """``auto``: the CNN for ``(stack, H, W)`` images, the MLP for vectors; a kind that cannot take the shape is exit 3."""
+    """``auto``: the CNN for ``(stack, H, W)`` images, the MLP for vectors; a kind that cannot take it is exit 3."""
     shape = tuple(obs_shape)
     if kind == "auto":
         kind = "cnn" if len(shape) == 3 else "mlp"
