@@ -92,9 +92,11 @@ class _Picture(gym.Env):
 
     def _obs(self) -> np.ndarray:
         image = np.random.default_rng(self.t).integers(0, 256, (90, 120, 3), dtype=np.uint8)
-        if self.layout[0] == 3:
-            return np.moveaxis(image, -1, 0)
-        return image[..., :1] if self.layout[-1] == 1 else image
+        if len(self.layout) == 2:
+            return image[..., 0]
+        if self.layout[0] in (1, 3):
+            return np.moveaxis(image[..., : self.layout[0]], -1, 0)
+        return image[..., : self.layout[-1]]
 
     def reset(self, *, seed=None, options=None):
         self.t = 0
@@ -114,8 +116,8 @@ def test_image_envs_in_either_layout_give_the_same_stacked_grayscale_frames():
         assert all(np.array_equal(frame, obs[0]) for frame in obs)  # a first observation is padded with itself
         stacks[shape] = env.step(0)[0]
     assert np.array_equal(stacks[(90, 120, 3)], stacks[(3, 90, 120)])
-    gray = frames_of(_Picture((90, 120, 1)), "Picture-v0").reset()[0]
-    assert gray.shape == (4, 84, 84)
+    for shape in ((90, 120, 1), (1, 90, 120), (90, 120)):
+        assert frames_of(_Picture(shape), "Picture-v0").reset()[0].shape == (4, 84, 84), shape
 
 
 def test_an_unsupported_image_layout_is_exit_3_naming_the_shape():

@@ -137,11 +137,11 @@ def frames_of(env: gym.Env, env_id: str) -> gym.Env:
         env = TransformObservation(
             env, lambda obs: np.moveaxis(obs, 0, -1), spaces.Box(0, 255, height_width_channels, np.uint8)
         )
-    channels = env.observation_space.shape[2:]
+    height_width, channels = env.observation_space.shape[:2], env.observation_space.shape[2:]
     if channels == (3,):
         env = GrayscaleObservation(env)
     elif channels == (1,):
-        env = TransformObservation(env, lambda obs: obs[..., 0], spaces.Box(0, 255, space.shape[:2], np.uint8))
+        env = TransformObservation(env, lambda obs: obs[..., 0], spaces.Box(0, 255, height_width, np.uint8))
     side = (FRAME_SIDE, FRAME_SIDE)
     env = TransformObservation(
         env,
