@@ -19,6 +19,7 @@ from mltoolkit.rl.atari import (  # noqa: E402
     is_ale_id,
     make_atari_vector_env,
     make_frames_vector_env,
+    play_games,
     register_ale,
 )
 from mltoolkit.rl.envs import real_next_obs  # noqa: E402
@@ -67,6 +68,18 @@ def test_an_ale_game_steps_as_stacked_uint8_frames_with_raw_scores_and_lives_end
         obs = next_obs
     envs.close()
     assert lives_lost >= 2  # a random Breakout player loses a life every ~30 steps; the game goes on
+
+
+def test_full_games_are_scored_raw_and_each_depends_on_its_seed_only():
+    def fire(frames):  # Breakout: launch the ball, never move: five lives lost in a few hundred steps
+        return np.ones(len(frames), dtype=np.int64)
+
+    one_at_a_time = play_games(fire, "BreakoutNoFrameskip-v4", games=3, seed=4, parallel=1)
+    together = play_games(fire, "BreakoutNoFrameskip-v4", games=3, seed=4, parallel=2)
+    for a, b in zip(one_at_a_time, together):
+        assert np.array_equal(a, b)
+    scores, lengths = one_at_a_time
+    assert (lengths > 50).all() and len(set(lengths.tolist())) > 1  # no-op starts differ by seed
 
 
 def test_loss_signals_clip_rewards_and_end_training_episodes_at_a_lost_life_only():

@@ -108,6 +108,38 @@ def make_atari_vector_env(env_id: str, num_envs: int, threads: int = 1) -> gym.v
     )
 
 
+def play_games(
+    policy: Any, env_id: str, games: int, seed: int, parallel: int = 8, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw scores and lengths (agent steps) of ``games`` full games of an ALE id; game ``i`` is reset with ``seed + i``.
+
+    ``policy(frames) -> actions`` plays up to ``parallel`` games at once; each game depends only on its
+    seed and the policy, so the scores do not depend on ``parallel``. Lives lost do not end a game.
+    """
+    envs = make_atari_vector_env(env_id, min(parallel, games), threads)
+    obs, _ = envs.reset(seed=seed)  # env i plays game i first
+    slots = np.arange(envs.num_envs)  # the game each env plays, -1 once there is none left
+    scores, lengths = np.zeros(games), np.zeros(games, dtype=np.int64)
+    next_game = envs.num_envs
+    while (slots >= 0).any():
+        obs, rewards, terminated, truncated, _ = envs.step(np.asarray(policy(obs), dtype=np.int64))
+        playing = slots >= 0
+        scores[slots[playing]] += rewards[playing]
+        lengths[slots[playing]] += 1
+        ended = playing & (terminated | truncated)
+        if ended.any():
+            starts = np.flatnonzero(ended)[: games - next_game]
+            slots[ended] = -1
+            slots[starts] = np.arange(next_game, next_game + len(starts))
+            next_game += len(starts)
+            if len(starts):  # the autoreset was unseeded: start the next games from their own seeds
+                mask = np.zeros(envs.num_envs, dtype=bool)
+                mask[starts] = True
+                obs, _ = envs.reset(seed=seed + slots[starts], options={"reset_mask": mask})
+    envs.close()
+    return scores, lengths
+
+
 def image_layout(shape: tuple[int, ...], env_id: str) -> str:
     """``hwc``, ``chw`` or ``hw`` for an image observation of this shape, or exit 3 naming it."""
     if len(shape) == 2:
