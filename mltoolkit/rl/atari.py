@@ -34,25 +34,29 @@ FRAME_SIDE = 84
 STACK = 4
 FRAME_SKIP = 4
 NOOP_MAX = 30
-_ALE_ID = re.compile(r"ALE/\w+-v\d+|[A-Z]\w*-v[04]")
-
-
-def is_ale_id(env_id: str) -> bool:
-    """``ALE/<Game>-v5`` and the legacy ``<Game>[NoFrameskip|Deterministic]-v0|v4`` ids."""
-    return _ALE_ID.fullmatch(env_id) is not None
+_MAYBE_ALE = re.compile(r"ALE/\w+-v\d+|[A-Z]\w*-v[04]")  # ALE/Pong-v5, Pong[NoFrameskip]-v0|v4
 
 
 def register_ale(env_id: str) -> None:
-    """Register ale-py's ids with gymnasium, only when an ALE id is asked for (importing it takes time)."""
+    """Register ale-py's ids with gymnasium when ``env_id`` may be one of them, not before (the import takes time)."""
     import gymnasium as gym
 
-    if env_id in gym.registry or not is_ale_id(env_id):
+    if env_id in gym.registry or not _MAYBE_ALE.fullmatch(env_id):
         return
     try:
         import ale_py
     except ImportError:
         raise ResourceError(f"{env_id} needs ale-py: pip install ale-py") from None
     gym.register_envs(ale_py)
+
+
+def is_ale(env_id: str) -> bool:
+    """Is ``env_id`` an Atari game of ale-py (its ids registered first if it may be one)?"""
+    import gymnasium as gym
+
+    register_ale(env_id)
+    spec = gym.registry.get(env_id)
+    return spec is not None and spec.entry_point == "ale_py.env:AtariEnv"
 
 
 def ale_protocol(env_id: str) -> dict[str, Any]:

@@ -70,7 +70,7 @@ class FrameReplay:
         self.cursor = self._array("cursor", np.int64, (num_envs,), mode)  # slots ever written, per stream
         self.size = int(np.count_nonzero(self.valid))
         self.last_obs = np.zeros((num_envs, *self.obs_shape), dtype=np.uint8)
-        self.continues = np.zeros(num_envs, dtype=bool)  # does the stream's last slot end a stack yet to continue?
+        self.continues = np.zeros(num_envs, dtype=bool)  # may the next obs continue the stream? (not after open)
 
     @classmethod
     def open(cls, directory: str | Path, capacity: int, obs_shape: Sequence[int], num_envs: int = 1) -> FrameReplay:
