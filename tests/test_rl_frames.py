@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from mltoolkit.core.errors import DataError
 from mltoolkit.rl.frames import FrameReplay, check_frame_replay_fits, frame_replay_bytes
 
 STACK, FRAME = 4, (6, 5)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class StackedEpisodes:
@@ -42,14 +47,15 @@ class StackedEpisodes:
         return obs, next_obs, terminated
 
 
-def _fill(memory: FrameReplay, env: StackedEpisodes, steps: int, first_id: int, reference: dict) -> int:
+def _fill(memory: FrameReplay | None, env: StackedEpisodes, steps: int, first_id: int, reference: dict) -> int:
     """Add ``steps`` vector steps; ``reference`` maps each transition's id (its reward) to the whole of it."""
     next_id = first_id
     for _ in range(steps):
         obs, next_obs, terminated = env.step()
         ids = np.arange(next_id, next_id + len(obs), dtype=np.float32)
         actions = env.rng.integers(0, 6, size=len(obs))
-        memory.add(obs, actions, ids, next_obs, terminated.astype(np.float32))
+        if memory is not None:
+            memory.add(obs, actions, ids, next_obs, terminated.astype(np.float32))
         for i, transition_id in enumerate(ids):
             reference[float(transition_id)] = (obs[i], actions[i], next_obs[i], float(terminated[i]))
         next_id += len(obs)
@@ -104,6 +110,28 @@ def test_reopened_memory_samples_the_same_and_keeps_what_was_written_after_the_c
     assert len(killed) == len(memory)
     _fill(killed, StackedEpisodes(2, "reset", seed=8), 100, 10_000, reference)  # resumed: new episodes
     _check_against(killed, reference, 2000, seed=4)
+
+
+def test_after_kill_9_mid_write_the_reopened_memory_holds_only_whole_transitions(tmp_path):
+    writer = (
+        "import sys; from tests.test_rl_frames import FrameReplay, StackedEpisodes, _fill\n"
+        f"memory = FrameReplay({str(tmp_path / 'replay')!r}, 400, (4, 6, 5), 2)\n"
+        "env, step = StackedEpisodes(2, 'reset', seed=9), 0\n"
+        "while True:\n"
+        "    step = _fill(memory, env, 1, step, {})\n"
+        "    if step == 2000: print('wrapped', flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", writer], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "wrapped\n"  # the ring has wrapped around a few times: kill it mid-stream
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    killed = FrameReplay.open(tmp_path / "replay", 400, (STACK, *FRAME), 2)
+    assert 0 < len(killed) <= 400
+    reference: dict = {}
+    _fill(None, StackedEpisodes(2, "reset", seed=9), int(killed.rewards.max()) // 2 + 1, 0, reference)
+    _check_against(killed, reference, 2000, seed=5)
+    _fill(killed, StackedEpisodes(2, "zeros", seed=10), 50, 10**6, reference)  # resumed: new episodes
+    _check_against(killed, reference, 2000, seed=6)
 
 
 def test_a_checkpoint_of_another_memory_or_a_missing_directory_is_refused(tmp_path):
