@@ -242,7 +242,21 @@ def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, bo
     assert json.loads(meta["categorical_levels"]) == {"color": ["blue", "green", "red"]}
     assert json.loads(meta["class_names"]) == ["no", "yes"]
 
+    # boost.load(run, backend="onnxruntime") scores rows like LightGBM; contributions need LightGBM
+    import pandas as pd
+
+    from mltoolkit import boost
+    from mltoolkit.core.errors import DataError
     from mltoolkit.export.boost import onnx_model
+
+    rows = pd.read_csv(table).drop(columns=["label", "score", "share"]).to_dict("records")
+    native, onnx = boost.load(boost_run), boost.load(boost_run, backend="onnxruntime")
+    assert onnx.metadata() == native.metadata() and onnx.run_dir == native.run_dir
+    expected = native.predict(rows, proba=True)
+    _same_predictions(onnx.predict(rows, proba=True), expected, "prediction", "proba_yes")
+    assert [r["id"] for r in onnx.predict(rows[:5])] == [r["id"] for r in expected[:5]]
+    with pytest.raises(DataError, match="--explain"):
+        onnx.predict(rows, explain=True)
 
     plain = ok(mltk("boost", "predict", boost_run, table, "--proba")).stdout
     monkeypatch.setattr("mltoolkit.boost.score.load_model", onnx_model)
