@@ -87,17 +87,16 @@ def export_torch(case: str, folder: Path, threads: int) -> tuple[Callable, Calla
 
 def export_boost(folder: Path, threads: int) -> tuple[Callable, Callable, np.ndarray, dict]:
     """The binary example trained and exported through mltk; LightGBM's own predict is the baseline."""
-    from mltoolkit.boost import BoostConfig, train
+    from mltoolkit import boost
     from mltoolkit.boost.data import read_data
     from mltoolkit.boost.params import config_from_lightgbm
-    from mltoolkit.boost.score import load_model
     from mltoolkit.core.config import build_config
     from mltoolkit.export import export
 
-    config = build_config(BoostConfig, config_from_lightgbm(LGB_DATA / "train.conf"), {"threads": threads})
-    run_dir = Path(train(config, runs_dir=folder, name="binary")["run_dir"])
+    config = build_config(boost.Config, config_from_lightgbm(LGB_DATA / "train.conf"), {"threads": threads})
+    run_dir = boost.train(config, runs_dir=folder, name="binary").run_dir
     entry = export(run_dir, "onnx")
-    model = load_model(run_dir)
+    model = boost.load(run_dir).model
     rows = model.schema.encode(read_data(str(LGB_DATA / "binary.test"), side_files=False))
     function = OnnxFunction(Path(entry["file"]), threads)
     return (

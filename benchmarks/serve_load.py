@@ -369,8 +369,8 @@ def bench_transfer(args: argparse.Namespace, work: Path, tool: str, table: list[
             for i in range(4):
                 Image.new("RGB", (256, 256), tuple(c + 5 * i for c in colour)).save(data / split / label / f"{i}.jpg")
     runs = work / "runs"
-    trained = mltk("transfer", "train", str(data), "--model", "resnet18", "--weights", "none", "--epochs", "1",
-                   "--runs-dir", str(runs), "--name", "serve-bench")  # fmt: skip
+    recipe = ["--model", "resnet18", "--weights", "none", "--epochs", "1", "--name", "serve-bench"]
+    trained = mltk("transfer", "train", "--data", str(data), *recipe, "--runs-dir", str(runs))
     run_dir = Path(trained["run_dir"])
     image = (data / "val" / "red" / "0.jpg").read_bytes()
     predictor, _ = load_predictor(run_dir, runs_dir=runs)

@@ -89,13 +89,13 @@ def tutorial_epoch(model, loaders, phases, optimizer, scheduler) -> dict:
 
 def mltk_run(data: str, weights: Path, runs: Path, mode: str, epochs: int, batch: int, threads: int, workers: int):
     from mltoolkit.core.runs import Run
-    from mltoolkit.transfer import TransferConfig, train
+    from mltoolkit.transfer import Config, train
 
-    cfg = TransferConfig(
+    cfg = Config(
         data=data, weights=str(weights), mode=mode, epochs=epochs, batch_size=batch, threads=threads, workers=workers
     )
     result = train(cfg, runs_dir=runs)
-    return Run(Path(result["run_dir"])).read_metrics()
+    return Run(result.run_dir).read_metrics()
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ class Technique:
     config: str  # "module:Class" of the config dataclass whose fields are the train options
     exports: tuple[str, ...] = ()  # the formats `mltk export` writes for it (docs/export.md)
     serves: str = ""  # what `mltk serve` decodes a request into: image, rows, observations or users (docs/serve.md)
+    backends: tuple[str, ...] = ()  # what `load(run, backend=)` and `predict --backend` run the model in; 1st: native
 
     def cli(self) -> Any:
         """The technique's Typer sub-app (imports only typer: ``mltk --help`` stays fast)."""
@@ -28,12 +29,26 @@ class Technique:
         module, _, cls = self.config.partition(":")
         return getattr(import_module(module), cls)
 
+    def check_backend(self, name: str) -> str:
+        """``name`` if it is one of ``backends``, else a one-line ``UsageError``: every ``load`` refuses alike."""
+        if name not in self.backends:
+            from mltoolkit.core.errors import UsageError
 
+            raise UsageError(f"unknown backend {name!r} for {self.name}; expected {' or '.join(self.backends)}")
+        return name
+
+
+ONNXRUNTIME = "onnxruntime"  # the backend that runs a run's ONNX export (docs/export.md)
 _GRAPHS = ("onnx", "torchscript")
-RL = Technique("rl", "mltoolkit.rl", "mltoolkit.rl.config:DQNConfig", _GRAPHS, "observations")
-TRANSFER = Technique("transfer", "mltoolkit.transfer", "mltoolkit.transfer.config:TransferConfig", _GRAPHS, "image")
-BOOST = Technique("boost", "mltoolkit.boost", "mltoolkit.boost.params:BoostConfig", ("onnx",), "rows")
-SEGMENT = Technique("segment", "mltoolkit.segment", "mltoolkit.segment.config:SegmentConfig", _GRAPHS, "image")
+_TORCH = ("torch", ONNXRUNTIME)
+RL = Technique("rl", "mltoolkit.rl", "mltoolkit.rl.config:DQNConfig", _GRAPHS, "observations", _TORCH)
+TRANSFER = Technique(
+    "transfer", "mltoolkit.transfer", "mltoolkit.transfer.config:TransferConfig", _GRAPHS, "image", _TORCH
+)
+BOOST = Technique(
+    "boost", "mltoolkit.boost", "mltoolkit.boost.params:BoostConfig", ("onnx",), "rows", ("lightgbm", ONNXRUNTIME)
+)
+SEGMENT = Technique("segment", "mltoolkit.segment", "mltoolkit.segment.config:SegmentConfig", _GRAPHS, "image", _TORCH)
 RECOMMEND = Technique(
     "recommend", "mltoolkit.recommend", "mltoolkit.recommend.config:RecommendConfig", ("npz", "parquet"), "users"
 )

@@ -58,6 +58,13 @@ def _parity_passed(entry: dict, *samples: str) -> None:
         assert check.get("argmax_flips", 0) == 0, check
 
 
+def _same_predictions(served: list[dict], plain: list[dict], label: str, scores: str) -> None:
+    """The ONNX backend's records against the native ones: identical labels, scores within the parity tolerance."""
+    assert [r[label] for r in served] == [r[label] for r in plain]
+    got, expected = np.array([r[scores] for r in served]), np.array([r[scores] for r in plain])
+    assert np.abs(got - expected).max() <= 1e-4 * max(1.0, np.abs(expected).max())
+
+
 @pytest.fixture(scope="module")
 def rl_run(tmp_path_factory) -> Path:
     return _train("rl", "train", "--runs-dir", tmp_path_factory.mktemp("runs"), *RL_TINY)
@@ -119,7 +126,7 @@ def ratings(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------------ rl
 
 
-def test_rl_onnx_and_torchscript_match_the_policy(mltk, rl_run, monkeypatch):
+def test_rl_onnx_and_torchscript_match_the_policy(mltk, rl_run):
     import torch
 
     entry = _export(mltk, rl_run, "onnx")
@@ -135,15 +142,29 @@ def test_rl_onnx_and_torchscript_match_the_policy(mltk, rl_run, monkeypatch):
     formats = [e["format"] for e in json.loads((rl_run / "export.json").read_text())["exports"]]
     assert formats == ["onnx", "torchscript"]
 
-    # predict --backend onnxruntime: rl predict with the ONNX policy prints what the torch policy prints
-    from mltoolkit.export.rl import observations, onnx_policy
+    # predict --backend onnxruntime prints what the torch policy prints, from the CLI and the Python API alike
+    from mltoolkit import rl
+    from mltoolkit.export.rl import observations
 
-    lines = "\n".join(json.dumps(o.tolist()) for o in observations("CartPole-v1", 20, seed=3)) + "\n"
+    seen = observations("CartPole-v1", 20, seed=3)
+    lines = "\n".join(json.dumps(o.tolist()) for o in seen) + "\n"
     plain = ok(mltk("rl", "predict", rl_run, "--q-values", input=lines)).jsonl()
-    monkeypatch.setattr("mltoolkit.rl.policy.load_policy", onnx_policy)
-    served = ok(mltk("rl", "predict", rl_run, "--q-values", input=lines)).jsonl()
-    assert [r["action"] for r in served] == [r["action"] for r in plain]
-    assert np.allclose([r["q_values"] for r in served], [r["q_values"] for r in plain], atol=1e-5)
+    served = ok(mltk("rl", "predict", rl_run, "--q-values", "--backend", "onnxruntime", input=lines)).jsonl()
+    _same_predictions(served, plain, "action", "q_values")
+    agent = rl.load(rl_run, backend="onnxruntime")
+    assert agent.policy.checkpoint.suffix == ".onnx" and agent.metadata() == rl.load(rl_run).metadata()
+    _same_predictions(agent.predict(list(seen), q_values=True), plain, "action", "q_values")
+
+
+def test_predict_backend_needs_an_export_and_the_extra(mltk, rl_run, tmp_path, monkeypatch):
+    help_text = ok(mltk("rl", "predict", "--help")).stdout
+    assert "--backend" in help_text and "torch, onnxruntime" in help_text
+    assert mltk("rl", "predict", rl_run, "--backend", "tensorrt", input="[0, 0, 0, 0]\n").exit_code == 2
+
+    bare = Path(shutil.copytree(rl_run, tmp_path / "bare", ignore=shutil.ignore_patterns("export*")))
+    fails(mltk("rl", "predict", bare, "--backend", "onnxruntime", input="[0, 0, 0, 0]\n"), 3, "mltk export", "onnx")
+    monkeypatch.setattr("mltoolkit.export.deps.find_spec", lambda name: None)
+    fails(mltk("rl", "predict", bare, "--backend", "onnxruntime"), 4, "pip install 'mltk[export]'")
 
 
 def test_rl_fixed_batch_and_half(mltk, rl_run, tmp_path):
@@ -221,7 +242,21 @@ def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, bo
     assert json.loads(meta["categorical_levels"]) == {"color": ["blue", "green", "red"]}
     assert json.loads(meta["class_names"]) == ["no", "yes"]
 
+    # boost.load(run, backend="onnxruntime") scores rows like LightGBM; contributions need LightGBM
+    import pandas as pd
+
+    from mltoolkit import boost
+    from mltoolkit.core.errors import DataError
     from mltoolkit.export.boost import onnx_model
+
+    rows = pd.read_csv(table).drop(columns=["label", "score", "share"]).to_dict("records")
+    native, onnx = boost.load(boost_run), boost.load(boost_run, backend="onnxruntime")
+    assert onnx.metadata() == native.metadata() and onnx.run_dir == native.run_dir
+    expected = native.predict(rows, proba=True)
+    _same_predictions(onnx.predict(rows, proba=True), expected, "prediction", "proba_yes")
+    assert [r["id"] for r in onnx.predict(rows[:5])] == [r["id"] for r in expected[:5]]
+    with pytest.raises(DataError, match="--explain"):
+        onnx.predict(rows, explain=True)
 
     plain = ok(mltk("boost", "predict", boost_run, table, "--proba")).stdout
     monkeypatch.setattr("mltoolkit.boost.score.load_model", onnx_model)

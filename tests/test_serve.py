@@ -312,7 +312,9 @@ def test_bad_inputs_are_4xx_and_the_server_keeps_serving(served):
         assert 400 <= reply.status < 500, (what, reply.status, reply.data[:300])
         assert_error(reply, reply.status, says=says)
         assert client.request("GET", "/health", token=False).status == 200, f"down after {what}"
-    assert_error(client.post_json("/predict?no_such_option=1", served.example.records[:1]), 400, says="unknown option")
+    body, headers = _predict_body(served, served.example.records[:1])
+    unknown_option = client.request("POST", "/predict?no_such_option=1", body, headers=headers)
+    assert_error(unknown_option, 400, says="unknown option")
     assert_error(client.request("GET", "/no/such/path"), 404, says="not found")
     assert_error(client.request("GET", "/predict"), 405)
     assert served.process.poll() is None

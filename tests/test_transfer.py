@@ -151,12 +151,10 @@ def test_models_lists_classifiers(mltk):
 @pytest.fixture(scope="module")
 def scratch_run(shapes, tmp_path_factory) -> Path:
     """One epoch from random weights at the defaults --weights none brings (no --image-size given)."""
-    from mltoolkit.transfer import TransferConfig, train
+    from mltoolkit.transfer import Config, train
 
-    config = TransferConfig(
-        data=str(shapes), weights="none", model="mobilenet_v3_small", epochs=1, threads=1, workers=0
-    )
-    return Path(train(config, runs_dir=tmp_path_factory.mktemp("runs"))["run_dir"])
+    config = Config(data=str(shapes), weights="none", model="mobilenet_v3_small", epochs=1, threads=1, workers=0)
+    return train(config, runs_dir=tmp_path_factory.mktemp("runs")).run_dir
 
 
 def test_from_scratch_defaults_to_the_from_scratch_recipe_at_the_images_size(scratch_run):
@@ -170,14 +168,14 @@ def test_from_scratch_defaults_to_the_from_scratch_recipe_at_the_images_size(scr
 
 def test_pretrained_defaults_and_typed_flags_win():
     from mltoolkit.core.config import resolve_config
-    from mltoolkit.transfer import TransferConfig
+    from mltoolkit.transfer import Config
     from mltoolkit.transfer.data import preprocessing_for
 
-    pretrained = resolve_config(TransferConfig, {"data": "d"})
+    pretrained = resolve_config(Config, {"data": "d"})
     assert (pretrained.optimizer, pretrained.lr, pretrained.schedule, pretrained.resolved_augment()) == (
         "sgd", 0.001, "step", "basic",
     )  # fmt: skip
-    scratch = resolve_config(TransferConfig, {"data": "d", "weights": "none", "optimizer": "sgd"})
+    scratch = resolve_config(Config, {"data": "d", "weights": "none", "optimizer": "sgd"})
     assert (scratch.optimizer, scratch.lr, scratch.resolved_augment()) == ("sgd", 0.002, "none")
     assert preprocessing_for("resnet18", None, None, native_size=500).crop_size == 224  # never past the recipe's
     assert preprocessing_for("inception_v3", None, None, native_size=32).crop_size == 75  # the model's least

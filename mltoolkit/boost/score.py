@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,10 @@ from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import STDIO, atomic_write, read_json, write_json
 from mltoolkit.core.runs import Run, resolve_run_dir
-from mltoolkit.techniques import BOOST
+from mltoolkit.techniques import BOOST, ONNXRUNTIME
+
+if TYPE_CHECKING:
+    from mltoolkit.export.boost import OnnxModel
 
 CHUNK_ROWS = 200_000
 
@@ -118,10 +121,23 @@ def evaluate(
 
 
 def load(
-    run: str | Path, *, runs_dir: str | Path = "runs", device: str = "auto", threads: int | None = None
+    run: str | Path,
+    *,
+    runs_dir: str | Path = "runs",
+    device: str = "auto",
+    threads: int | None = None,
+    backend: str = BOOST.backends[0],
 ) -> BoostPredictor:
-    """A run's model (or a model.txt with its schema.json beside it) as the contract's ``Predictor``."""
+    """A run's model (or a model.txt with its schema.json beside it) as the contract's ``Predictor``.
+
+    ``backend``: ``lightgbm`` (default), or ``onnxruntime`` to score through the run's ONNX export, so the
+    same predict tests the file that ships (docs/export.md); contributions and initial scores need LightGBM.
+    """
     check_device(device)
+    if BOOST.check_backend(backend) == ONNXRUNTIME:
+        from mltoolkit.export.boost import onnx_model
+
+        return BoostPredictor(onnx_model(run, runs_dir, resolve_threads(threads)), threads)
     return BoostPredictor(load_model(run, runs_dir), threads)
 
 
@@ -131,7 +147,7 @@ class BoostPredictor:
 
     technique = BOOST.name
 
-    def __init__(self, model: Model, threads: int | None = None) -> None:
+    def __init__(self, model: Model | OnnxModel, threads: int | None = None) -> None:
         self.model, self.threads = model, resolve_threads(threads)
         self.run_dir: Path | None = model.path if (model.path / "config.json").exists() else None
 

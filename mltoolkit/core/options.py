@@ -7,7 +7,7 @@ the config file, preset or built-in default decides (see ``core.config``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -49,3 +49,16 @@ RunRef = Annotated[
     str,
     typer.Argument(help="A run directory, a checkpoint file, <tech>/<name> or <name> under --runs-dir, or latest."),
 ]
+
+
+def backend_option(backends: tuple[str, ...]) -> Any:
+    """``--backend`` for a technique's ``predict``, from its registry entry's backends (the first, the native
+    one, is the command's default); the technique's ``load`` refuses any other name (exit 2)."""
+    return Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help=f"What runs the model, one of: {', '.join(backends)}. onnxruntime runs the run's ONNX export "
+            "(`mltk export RUN --format onnx` first; needs mltk\\[export]), to test the file you ship.",
+        ),
+    ]

@@ -28,10 +28,10 @@ CLASSIFICATION = ("binary", "multiclass")
 
 
 def load(run_dir: Path) -> Any:
-    """The run's booster and schema (the one line to change for the coming ``boost.load(run)``)."""
-    from mltoolkit.boost.score import load_model
+    """The run's LightGBM model: booster and schema."""
+    from mltoolkit import boost
 
-    return load_model(run_dir)
+    return boost.load(run_dir).model
 
 
 def export(request: Request) -> dict[str, Any]:
@@ -141,6 +141,10 @@ def synthetic_rows(schema: Any, count: int, seed: int = 0) -> np.ndarray:
     return X
 
 
+# What boost's predict asks LightGBM for beyond the outputs, as a user asked for it.
+NEEDS_LIGHTGBM = {"pred_contrib": "--explain (contributions)", "raw_score": "initial scores (DATA.init)"}
+
+
 @dataclass
 class OnnxModel:
     """What ``boost predict`` reads from its ``Model`` (``path``, ``schema``, ``raw_predict``), run by ONNX Runtime."""
@@ -150,9 +154,12 @@ class OnnxModel:
     function: OnnxFunction
 
     def raw_predict(self, X: Any, threads: int, **kwargs: Any) -> np.ndarray:
-        """LightGBM's ``predict`` output shapes: binary P(class 1) (n,), multiclass (n, k), else values (n,)."""
+        """LightGBM's ``predict`` output shapes: binary P(class 1) (n,), multiclass (n, k), else values (n,).
+
+        The graph gives the final outputs alone: what asks LightGBM for more (``kwargs``) is refused."""
         if kwargs:
-            raise DataError(f"{', '.join(kwargs)} needs LightGBM itself; leave out --backend onnxruntime")
+            what = " and ".join(NEEDS_LIGHTGBM.get(name, name) for name in kwargs)
+            raise DataError(f"{what} need LightGBM's own model; leave out --backend onnxruntime")
         dense = X.toarray() if hasattr(X, "toarray") else X
         out = _onnx_output(self.function, np.asarray(dense, dtype=np.float32), self.schema.task)
         if self.schema.task == "binary":

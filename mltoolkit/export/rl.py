@@ -17,13 +17,14 @@ SAMPLE = 64  # observations played in the run's environment for the parity check
 
 
 def load(run_dir: Path) -> Any:
-    """The run's policy from ``best.pt`` (the one line to change for the coming ``rl.load(run)``)."""
-    from mltoolkit.rl.policy import load_policy
+    """The run's torch policy from ``best.pt`` alone: ``last.pt``, which ``rl.load`` falls back to, is an
+    unfinished run's state, not a model to ship."""
+    from mltoolkit import rl
 
     best = run_dir / "checkpoints" / "best.pt"
     if not best.is_file():
         raise DataError(f"{run_dir}: no checkpoints/best.pt (unfinished run); nothing to export yet")
-    return load_policy(best)
+    return rl.load(best).policy
 
 
 def source(run_dir: Path) -> TorchSource:

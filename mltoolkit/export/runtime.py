@@ -60,9 +60,12 @@ def decode_metadata(props: dict[str, str]) -> dict[str, Any]:
 def open_export(
     run: str | Path, runs_dir: str | Path, technique: str, threads: int | None = None
 ) -> tuple[Path, OnnxFunction]:
-    """``(run directory, its newest plain ONNX export)`` for a RUN argument, as predict commands take it."""
+    """``(run directory, its newest plain ONNX export)`` for a RUN argument, as predict commands take it.
+
+    The extra is checked first: without ONNX Runtime, being told to export first would not help."""
     from mltoolkit.core.runs import resolve_run_dir
 
+    require("onnx")
     run_dir = resolve_run_dir(run, runs_dir, technique)
     return run_dir, OnnxFunction(find_export(run_dir, "onnx"), threads)
 

@@ -21,8 +21,9 @@ app = typer.Typer(help="Deep Q-learning (DQN) on gymnasium environments.", no_ar
 
 Threads = Annotated[
     int | None,
-    typer.Option("--threads", help="CPU threads for torch (default: 1, the fastest for DQN's small networks)."),
+    typer.Option("--threads", help="CPU threads (default: 1, the fastest for DQN's small networks)."),
 ]
+Backend = options.backend_option(RL.backends)
 
 
 @app.command("train")
@@ -91,13 +92,14 @@ def predict_command(
     output: options.Output = None,
     threads: Threads = None,
     runs_dir: options.RunsDir = Path("runs"),
+    backend: Backend = RL.backends[0],
 ) -> None:
     """Greedy action for each observation line, streamed as it arrives: {"action": A} per line."""
     from mltoolkit import rl
     from mltoolkit.core.io import RecordWriter
     from mltoolkit.rl.prediction import read_batches
 
-    agent = rl.load(run, runs_dir=runs_dir, threads=threads or 1)
+    agent = rl.load(run, runs_dir=runs_dir, threads=threads or 1, backend=backend)
     with RecordWriter(output, fmt) as writer:
         for batch in read_batches(agent, observations):
             writer.write_all(agent.predict(batch, q_values=q_values))

@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,20 +21,36 @@ from mltoolkit.core.device import set_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import STDIO, iter_lines, source_name
 from mltoolkit.rl import policy as policies
-from mltoolkit.techniques import RL
+from mltoolkit.techniques import ONNXRUNTIME, RL
+
+if TYPE_CHECKING:
+    from mltoolkit.export.rl import OnnxPolicy
 
 BATCH = 1024  # observations per predict call when reading a file
 
 
-def load(run: str | Path, *, runs_dir: str | Path = "runs", device: str = "auto", threads: int | None = None) -> Agent:
+def load(
+    run: str | Path,
+    *,
+    runs_dir: str | Path = "runs",
+    device: str = "auto",
+    threads: int | None = None,
+    backend: str = RL.backends[0],
+) -> Agent:
     """The best policy of a run (a run directory, ``latest``, a name under ``runs_dir``, or a checkpoint alone).
 
     It answers on the CPU whatever ``device`` says: a few observations through a small MLP take less time
-    than a trip to a GPU. ``threads``: torch's CPU threads (None leaves them as they are).
+    than a trip to a GPU. ``threads``: torch's CPU threads (None leaves them as they are). ``backend``:
+    ``torch`` (default), or ``onnxruntime`` to answer through the run's ONNX export, so the same predict
+    tests the file that ships (docs/export.md).
     """
+    if RL.check_backend(backend) == ONNXRUNTIME:
+        from mltoolkit.export.rl import onnx_policy
+
+        return Agent(onnx_policy(run, runs_dir, threads))
     if threads is not None:
         set_threads(threads)
-    return Agent(policies.load_policy(run, runs_dir))  # looked up here: an ONNX backend can stand in for it
+    return Agent(policies.load_policy(run, runs_dir))
 
 
 class Agent:
@@ -42,7 +58,7 @@ class Agent:
 
     technique = RL.name
 
-    def __init__(self, policy: policies.Policy) -> None:
+    def __init__(self, policy: policies.Policy | OnnxPolicy) -> None:
         self.policy, self.run_dir = policy, policy.run_dir
 
     def predict(self, batch: Sequence[Any], *, q_values: bool = False) -> list[dict[str, Any]]:

@@ -1,39 +1,32 @@
-"""Transfer learning on an image folder: fine-tune or feature-extract a pretrained network.
+"""Transfer learning on an image folder: fine-tune or feature-extract a pretrained torchvision classifier.
 
-The Python API mirrors the CLI::
+Python API (the CLI is a thin layer over it; torch and torchvision are imported on first use, so
+``mltk --help`` stays fast)::
 
-    from mltoolkit.transfer import TransferConfig, train, evaluate, predict
-    result = train(TransferConfig(data="hymenoptera_data", epochs=3))
-    metrics = evaluate(result["run_dir"])
-
-Heavy libraries (torch, torchvision) are imported when these functions run, not on import.
+    from mltoolkit import transfer
+    result = transfer.train(transfer.Config(data="hymenoptera_data", epochs=3))   # runs/transfer/...
+    model = transfer.load(result.run_dir)                                          # the best epoch's model
+    model.predict(["ant.jpg"], top_k=2)          # [{"path": "ant.jpg", "label": "ants", "probability": ..., ...}]
+    transfer.evaluate(result.run_dir)            # metrics on the run's validation split, also in eval.json
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mltoolkit.transfer.config import TransferConfig
-
-__all__ = ["TransferConfig", "evaluate", "predict", "train"]
-
-
-def train(cfg: TransferConfig, **kwargs: Any) -> dict[str, Any]:
-    """Fine-tune or feature-extract as ``cfg`` says; see ``mltoolkit.transfer.trainer.train``."""
-    from mltoolkit.transfer.trainer import train as _train
-
-    return _train(cfg, **kwargs)
+_API = {
+    "Config": ("mltoolkit.transfer.config", "TransferConfig"),
+    "train": ("mltoolkit.transfer.trainer", "train"),
+    "load": ("mltoolkit.transfer.prediction", "load"),
+    "evaluate": ("mltoolkit.transfer.evaluation", "evaluate"),
+}
+__all__ = list(_API)
 
 
-def evaluate(run: str, data: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    """Metrics of a run's best model; see ``mltoolkit.transfer.evaluation.evaluate``."""
-    from mltoolkit.transfer.evaluation import evaluate as _evaluate
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'mltoolkit.transfer' has no attribute {name!r}")
+    import importlib
 
-    return _evaluate(run, data, **kwargs)
-
-
-def predict(run: str, inputs: list[str], **kwargs: Any) -> int:
-    """Stream predictions for images; see ``mltoolkit.transfer.prediction.predict``."""
-    from mltoolkit.transfer.prediction import predict as _predict
-
-    return _predict(run, inputs, **kwargs)
+    module, attribute = _API[name]
+    return getattr(importlib.import_module(module), attribute)

@@ -1,6 +1,6 @@
 """`mltk transfer`: transfer learning on an image folder: fine-tune or feature-extract a pretrained network.
 
-Thin Typer layer over mltoolkit.transfer.trainer / evaluation / prediction; torch and torchvision
+Thin Typer layer over mltoolkit.transfer's Python API (trainer / evaluation / prediction); torch and torchvision
 are imported only when a command runs.
 """
 
@@ -45,14 +45,14 @@ def train_command(
     from mltoolkit.core.distributed import launched_world
     from mltoolkit.core.runs import Run, resolve_run_dir
     from mltoolkit.techniques import TRANSFER
-    from mltoolkit.transfer.trainer import train
+    from mltoolkit.transfer.trainer import result_line, train
 
     set_quiet(quiet)
     resumed = Run(resolve_run_dir(resume, runs_dir, TRANSFER.name)).read_config() if resume else None
     cfg = resolve_config(TransferConfig, flags, config_file=config, resumed=resumed)
     result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
     if launched_world().is_main:  # under torchrun: one result line, from rank 0
-        emit_json(result)
+        emit_json(result_line(result))
 
 
 app.command("train")(train_command)
@@ -128,12 +128,12 @@ def predict_command(
     """Classify images: one record per image on stdout (or --output), batched."""
     from mltoolkit.core.console import info, set_quiet
     from mltoolkit.core.errors import UsageError
-    from mltoolkit.transfer.prediction import predict
+    from mltoolkit.transfer.prediction import predict_files
 
     set_quiet(quiet)
     if not inputs:
         raise UsageError("give image files, folders, or - to read paths from stdin")
-    count = predict(
+    count = predict_files(
         run, inputs, runs_dir=runs_dir, output=output, fmt=fmt, top_k=top_k, batch_size=batch_size,
         device=device or "auto", threads=threads, strict=strict,
     )  # fmt: skip

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
@@ -155,8 +155,8 @@ def report_bad_image(path: str, problem: str, strict: bool) -> None:
     warn(f"{path}: unreadable image, skipped ({problem})")
 
 
-def load_rgb(path: str) -> Image.Image:
-    """Decode an image to RGB (grayscale, palette, RGBA and CMYK included)."""
+def load_rgb(path: str | BinaryIO) -> Image.Image:
+    """Decode an image (a file, or a file object over its bytes) to RGB (grayscale, palette, RGBA, CMYK)."""
     from PIL import Image
 
     with Image.open(path) as image:

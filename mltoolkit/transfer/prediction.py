@@ -1,23 +1,125 @@
-"""``predict()``: stream one record per image (CSV ``path,label,probability`` or JSON lines with top-k)."""
+"""``load(run)``: a trained classifier as the Predictor that ``mltk transfer predict`` and ``mltk serve`` use.
+
+``predict`` takes images (file paths, encoded bytes, HxWx3 uint8 arrays or PIL images) and returns
+``{"label", "probability"}`` for each, the input's ``path`` first when it was one, and the ``top_k``
+classes when asked: exactly the lines ``mltk transfer predict --format jsonl`` prints.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mltoolkit import __version__
 from mltoolkit.core.errors import DataError
+from mltoolkit.techniques import TRANSFER
+from mltoolkit.transfer.classifier import Classifier, check_counts
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+EXPECTED = "an image file path, encoded image bytes (PNG, JPEG...), an HxWx3 uint8 array or a PIL image"
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
+def load(
+    run: str | Path, *, runs_dir: str | Path = "runs", device: str = "auto", threads: int | None = None
+) -> ImageClassifier:
+    """The best model of a run (a run directory, ``latest``, a name under ``runs_dir``, or a checkpoint alone).
+
+    ``threads``: torch's CPU threads (None leaves them as they are).
+    """
+    from mltoolkit.core.device import set_threads
+    from mltoolkit.transfer.classifier import load_classifier
+
+    set_threads(threads)
+    return ImageClassifier(load_classifier(str(run), runs_dir, device))
 
 
-def predict(
+class ImageClassifier:
+    """A trained classifier (the contract's Predictor): the most likely class of each image, and the top k."""
+
+    technique = TRANSFER.name
+
+    def __init__(self, classifier: Classifier) -> None:
+        from mltoolkit.core.device import available_cores
+        from mltoolkit.transfer.data import eval_transform
+
+        self.classifier, self.run_dir = classifier, classifier.run_dir
+        self.transform = eval_transform(classifier.pre)
+        # resizing releases the GIL: a batch's images are prepared in parallel
+        self.pool = ThreadPoolExecutor(max(1, available_cores()), thread_name_prefix="mltk-transfer")
+
+    def predict(self, batch: Sequence[Any], *, top_k: int | None = None) -> list[dict[str, Any]]:
+        """One record per image, in order; a record that is not an image is a ``DataError`` naming it."""
+        import torch
+
+        from mltoolkit.core.training import autocast
+
+        check_counts(top_k=top_k)
+        if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
+            raise DataError(f"expected a list of images ({EXPECTED}), got {type(batch).__name__}")
+        if not batch:
+            return []
+        clf = self.classifier
+        tensors = list(self.pool.map(lambda item: self.transform(to_rgb(*item)), enumerate(batch)))
+        with torch.inference_mode(), autocast(clf.device, clf.amp):
+            probabilities = clf.model(torch.stack(tensors).to(clf.device)).float().softmax(1).cpu()
+        top_p, top_i = probabilities.topk(min(top_k or 1, len(clf.classes)), dim=1)
+        records = []
+        for record, p, i in zip(batch, top_p.tolist(), top_i.tolist()):
+            named = {"path": str(record)} if isinstance(record, (str, Path)) else {}
+            result = {**named, "label": clf.classes[i[0]], "probability": round(p[0], 6)}
+            if top_k:
+                result["top_k"] = [{"label": clf.classes[c], "probability": round(q, 6)} for q, c in zip(p, i)]
+            records.append(result)
+        return records
+
+    def metadata(self) -> dict[str, Any]:
+        clf = self.classifier
+        return {
+            "technique": self.technique,
+            "run": self.run_dir.name if self.run_dir is not None else None,
+            "mltk_version": __version__,
+            "model": clf.config.get("model"),
+            "classes": clf.classes,
+            "image_size": clf.pre.crop_size,  # the centre crop the model sees
+            "resize_size": clf.pre.resize_size,  # the shorter side is resized to this first
+            "input": EXPECTED,
+            "output": ["label", "probability", "top_k"],
+            "options": {"top_k": None},
+        }
+
+
+def to_rgb(index: int, record: Any) -> Image.Image:
+    """One record of ``predict`` decoded to an RGB image, or a one-line ``DataError`` naming it."""
+    import numpy as np
+    from PIL import Image
+
+    from mltoolkit.transfer.data import load_rgb
+
+    try:
+        if isinstance(record, (str, Path)):
+            return load_rgb(str(record))
+        if isinstance(record, (bytes, bytearray)):
+            return load_rgb(io.BytesIO(record))
+        if isinstance(record, Image.Image):
+            return record.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"record {index}: {record}: file not found") from None
+    except Exception as exc:  # Pillow raises many types for bad bytes or files: each means "not an image"
+        shown = f"{record}: " if isinstance(record, (str, Path)) else ""
+        raise DataError(f"record {index}: {shown}not a readable image ({type(exc).__name__})") from None
+    if isinstance(record, np.ndarray) and record.dtype == np.uint8 and record.ndim == 3 and record.shape[2] == 3:
+        return Image.fromarray(record)
+    kind = f"array of {record.dtype} {record.shape}" if isinstance(record, np.ndarray) else type(record).__name__
+    raise DataError(f"record {index}: expected {EXPECTED}; got {kind}")
+
+
+def predict_files(
     run: str,
     inputs: list[str],
     *,
@@ -30,46 +132,29 @@ def predict(
     threads: int | None = None,
     strict: bool = False,
 ) -> int:
-    """Classify image files, folders or paths read from stdin (``-``), in batches; return the count.
+    """``mltk transfer predict``: classify image files, folders or paths read from stdin (``-``), in batches,
+    through ``ImageClassifier.predict``; write one record per image; return the count.
 
     Images are decoded by a small thread pool (Pillow releases the GIL while decoding) one batch at
     a time, so a pipe of paths on stdin streams: each batch's records are written when it is scored.
     Unreadable inputs are warned about and skipped, but only once some image was classified: when
     none is (text that is not paths, say), that is one error (exit 3), not a warning per line.
     """
-    import torch
-
-    from mltoolkit.core.device import available_cores, set_threads
     from mltoolkit.core.io import RecordWriter
-    from mltoolkit.core.training import autocast
-    from mltoolkit.transfer.classifier import check_counts, load_classifier
-    from mltoolkit.transfer.data import eval_transform, image_problem, iter_input_paths, load_rgb, report_bad_image
+    from mltoolkit.transfer.data import iter_input_paths, report_bad_image
 
     check_counts(top_k=top_k, batch_size=batch_size)
     if output is not None and Path(output).is_dir():
         raise DataError(f"{output}: is a directory; --output takes a file name")
-    fmt = fmt or ("jsonl" if top_k else "csv")
-    set_threads(threads)
-    clf = load_classifier(run, runs_dir, device)
-    transform = eval_transform(clf.pre)
-    k = min(top_k or 1, len(clf.classes))
-
-    def prepare(path: str) -> Any:
-        try:
-            return transform(load_rgb(path))
-        except FileNotFoundError:
-            return "file not found"
-        except Exception:  # a folder, a name the OS refuses, a damaged file: all "not a readable image"
-            return image_problem(path) or "cannot be decoded"
-
+    classifier = load(run, runs_dir=runs_dir, device=device, threads=threads)
     count, seen = 0, 0
     unread: list[tuple[str, str]] = []  # skipped before the first classified image
-    with RecordWriter(output, fmt) as writer, ThreadPoolExecutor(max(1, available_cores())) as pool:
+    with RecordWriter(output, fmt or ("jsonl" if top_k else "csv")) as writer:
         for paths in _chunks(iter_input_paths(inputs), batch_size):
             seen += len(paths)
-            prepared = list(pool.map(prepare, paths))
-            good = [(p, x) for p, x in zip(paths, prepared) if not isinstance(x, str)]
-            for path, problem in zip(paths, prepared):
+            decoded = list(classifier.pool.map(_decode, paths))
+            good = [(p, image) for p, image in zip(paths, decoded) if not isinstance(image, str)]
+            for path, problem in zip(paths, decoded):
                 if isinstance(problem, str):
                     if strict:
                         report_bad_image(path, problem, strict)
@@ -79,28 +164,32 @@ def predict(
             for path, problem in unread:
                 report_bad_image(path, problem, strict)
             unread.clear()
-            images = torch.stack([x for _, x in good]).to(clf.device, non_blocking=True)
-            with torch.inference_mode(), autocast(clf.device, clf.amp):
-                probabilities = clf.model(images).float().softmax(1).cpu()
-            top_p, top_i = probabilities.topk(k, dim=1)
-            for row, (path, _) in enumerate(good):
-                record: dict[str, Any] = {
-                    "path": path,
-                    "label": clf.classes[int(top_i[row, 0])],
-                    "probability": round(float(top_p[row, 0]), 6),
-                }
-                if top_k:
-                    record["top_k"] = [
-                        {"label": clf.classes[int(i)], "probability": round(float(p), 6)}
-                        for p, i in zip(top_p[row], top_i[row])
-                    ]
-                writer.write(record)
-                count += 1
+            for (path, _), record in zip(good, classifier.predict([image for _, image in good], top_k=top_k)):
+                writer.write({"path": path, **record})
+            count += len(good)
         if not count:  # inside the writer: an --output file is not left behind empty
             raise DataError(_nothing_classified(inputs, seen, unread))
     for path, problem in unread:  # after the last classified image
         report_bad_image(path, problem, strict)
     return count
+
+
+def _decode(path: str) -> Image.Image | str:
+    """The decoded image, or what is wrong with the file (predict skips it with a warning)."""
+    from mltoolkit.transfer.data import image_problem, load_rgb
+
+    try:
+        return load_rgb(path)
+    except FileNotFoundError:
+        return "file not found"
+    except Exception:  # a folder, a name the OS refuses, a damaged file: all "not a readable image"
+        return image_problem(path) or "cannot be decoded"
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def _nothing_classified(inputs: list[str], seen: int, unread: list[tuple[str, str]]) -> str:

@@ -3,6 +3,7 @@
 ``python -m mltoolkit.transfer.synthetic DIR [--train N] [--val N] [--size 64] [--seed 0]`` writes
 ``DIR/train/<shape>/*.png`` and ``DIR/val/<shape>/*.png``: one shape per image at a random position,
 size and colour on a noisy background (core.shapes), so the class is the shape and nothing else.
+``tiny_example`` is the contract test's run: a few 32-pixel images and one epoch of resnet18.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mltoolkit.core.contract import Example
 from mltoolkit.core.shapes import SHAPES, draw_shapes
+
+TINY_TRAIN = ["--model", "resnet18", "--weights", "none", "--epochs", "1", "--batch-size", "4"]
+TINY_TRAIN += ["--workers", "0", "--threads", "1"]
 
 
 def make_shapes_folder(root: str | Path, train: int = 300, val: int = 90, size: int = 64, seed: int = 0) -> Path:
@@ -27,6 +32,19 @@ def make_shapes_folder(root: str | Path, train: int = 300, val: int = 90, size: 
             image, _, _ = draw_shapes(rng, size=size, count=1, kinds=(SHAPES[kind],))
             image.save(root / split / SHAPES[kind] / f"{i:05d}.png")
     return root
+
+
+def tiny_example(folder: Path) -> Example:
+    """6 training and 3 validation images of 32 pixels in ``folder/shapes``; 1 epoch, --resume to 2."""
+    root = make_shapes_folder(Path(folder) / "shapes", train=6, val=3, size=32)
+    images = sorted(str(path) for path in (root / "val").rglob("*.png"))
+    return Example(
+        train_args=["--data", str(root), *TINY_TRAIN],
+        predict_args=[*images, "--top-k", "2", "--threads", "1"],
+        records=images,
+        more_args=["--epochs", "2"],
+        evaluate_args=["--workers", "0", "--threads", "1"],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,17 +24,19 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info
+from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.distributed import (
     World,
     all_sum,
     cores_per_process,
+    from_main,
     launched_world,
     on_main,
     start_run_on_main,
 )
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run
-from mltoolkit.core.training import load_scheduler_state
+from mltoolkit.core.training import EarlyStopping, load_scheduler_state, rng_state
 from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
@@ -72,10 +74,11 @@ def default_run_name(cfg: TransferConfig) -> str:
 
 def train(
     cfg: TransferConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
-) -> dict[str, Any]:
-    """Train as ``cfg`` says, write a run directory, return the headline result (also in summary.json).
+) -> TrainResult:
+    """Train as ``cfg`` says, write a run directory, return its summary as a TrainResult.
 
-    Under torchrun every process runs this; rank 0 alone writes the run directory (see the module doc).
+    Under torchrun every process runs this and gets rank 0's result; rank 0 alone writes the run directory
+    (see the module doc).
     """
     import torch
 
@@ -109,7 +112,7 @@ def _train(
     name: str | None,
     resume: str | None,
     started: float,
-) -> dict[str, Any]:
+) -> TrainResult:
     from mltoolkit.core.weights import parse_weights
     from mltoolkit.transfer.data import check_images, find_splits, median_short_side, preprocessing_for
     from mltoolkit.transfer.model import build_model, find_head, freeze_backbone, head_is_last, load_weights
@@ -523,127 +526,166 @@ class HeadLearner:
 Learner = FinetuneLearner | HeadLearner
 
 
-def fit(learner: Learner, run: Run, resumed: bool, started: float) -> dict[str, Any]:
+class Progress:
+    """Where the epoch loop stands (epoch, best epoch, metric rows, early stopping) and what it writes:
+    ``last.pt`` every epoch, ``best.pt`` when the best epoch changes, the summary at the end."""
+
+    def __init__(self, learner: Learner, run: Run, stopper: EarlyStopping) -> None:
+        self.learner, self.run, self.stopper = learner, run, stopper
+        self.cfg = learner.setup.cfg
+        self.epoch, self.best_epoch = 0, 0
+        self.records: list[dict[str, Any]] = []
+        self.last_path, self.best_path = run.checkpoints / "last.pt", run.checkpoints / "best.pt"
+
+    def resume(self) -> None:
+        """Continue after the checkpoint ``Run.resume_checkpoint`` names. ``last.pt`` holds the whole training
+        state; ``best.pt``, all a kill during the first save of ``last.pt`` leaves, holds the weights of
+        epoch 1 alone: training goes on from them with a fresh optimizer and schedule."""
+        from mltoolkit.core.training import set_rng_state
+
+        path = self.run.resume_checkpoint()
+        state = load_checkpoint(path, TRANSFER.name)["state"]
+        if path.name == "best.pt":
+            self.learner.model.load_state_dict(state["model"])
+            self.learner.keep_best()
+            self.epoch = self.best_epoch = state["epoch"]
+            self.stopper.improved(state["val_acc"])
+        else:
+            self.learner.load_training_state(state["training"], self.run)
+            self.stopper.load_state_dict(state["early_stopping"])
+            if self.learner.setup.world.is_main:  # rank 0's generators; the others keep their seeds (seed + rank)
+                set_rng_state(state["rng"])
+            self.epoch, self.best_epoch = state["epoch"], state["best_epoch"]
+        if self.learner.setup.world.is_main:
+            self.run.keep_metrics_until("epoch", self.epoch)
+        self.records = [r for r in self.run.read_metrics() if r.get("epoch", 0) <= self.epoch]
+        info(f"resuming {self.run.path} after epoch {self.epoch} (from {path.name})")
+
+    def run_epoch(self, epoch: int) -> None:
+        """Train and validate one epoch; on rank 0, log it and checkpoint it."""
+        learner, started = self.learner, time.perf_counter()
+        stats = learner.train_epoch(epoch)
+        val_loss, val_acc, _ = learner.validate()
+        if self.stopper.improved(val_acc):  # val_acc is all-reduced: every process agrees
+            self.best_epoch = epoch
+            if learner.setup.world.is_main:
+                learner.keep_best()
+        self.epoch = epoch
+        record = {
+            "epoch": epoch,
+            "train_loss": stats.loss,
+            "train_acc": stats.accuracy,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "lr": learner.optimizer.param_groups[0]["lr"],
+            "train_images_per_s": round(stats.images_per_s, 2),
+            "epoch_time_s": round(time.perf_counter() - started, 3),
+        }
+        self.records.append(record)
+        if learner.setup.world.is_main:
+            if self.best_epoch == epoch and learner.best_on_disk:
+                self.save_best()
+            self.save_last(record)
+            self.run.log(record)
+        info(
+            f"epoch {epoch}/{self.cfg.epochs}  train loss {stats.loss:.4f} acc {stats.accuracy:.4f}  "
+            f"val loss {val_loss:.4f} acc {val_acc:.4f}  {stats.images_per_s:.1f} img/s  "
+            f"{record['epoch_time_s']:.1f}s" + ("  *best*" if self.best_epoch == epoch else "")
+        )
+
+    def best_record(self) -> dict[str, Any] | None:
+        return next((r for r in self.records if r["epoch"] == self.best_epoch), None)
+
+    def save_best(self) -> None:
+        model = self.learner.restore_best()
+        save_checkpoint(
+            self.best_path,
+            technique=TRANSFER.name,
+            config=config_dict(self.cfg),
+            state=self.learner.setup.inference_state(model, epoch=self.best_epoch, val_acc=self.stopper.best),
+            metrics=self.best_record() or {},
+        )
+
+    def save_last(self, record: dict[str, Any]) -> None:
+        save_checkpoint(
+            self.last_path,
+            technique=TRANSFER.name,
+            config=config_dict(self.cfg),
+            state={
+                "epoch": self.epoch,
+                "best_epoch": self.best_epoch,
+                "training": self.learner.training_state(),
+                "early_stopping": self.stopper.state_dict(),
+                "rng": rng_state(),
+            },
+            metrics=record,
+        )
+
+    def finish(self, status: str, started: float) -> TrainResult:
+        """summary.json through ``Run.finish``; best val_acc is the headline."""
+        world = self.learner.setup.world
+        return self.run.finish(
+            status,
+            {"metric": "val_acc", "value": self.stopper.best},
+            best=self.best_record(),
+            final=self.records[-1] if self.records else None,
+            wall_time_s=time.perf_counter() - started,
+            epochs_run=len(self.records),
+            best_checkpoint=str(self.best_path.relative_to(self.run.path)) if self.best_path.exists() else None,
+            **({"processes": world.size} if world.distributed else {}),
+        )
+
+
+def result_line(result: TrainResult) -> dict[str, Any]:
+    """What ``mltk transfer train`` prints: the run and its headline numbers, from the summary."""
+    summary = result.summary
+    return {
+        "run_dir": str(result.run_dir),
+        "best_val_acc": result.headline.get("value"),
+        "best_epoch": (summary.get("best") or {}).get("epoch", 0),
+        "final_val_acc": (summary.get("final") or {}).get("val_acc"),
+        "epochs_run": summary.get("epochs_run", 0),
+        "wall_time_s": summary.get("wall_time_s"),
+    }
+
+
+def fit(learner: Learner, run: Run, resumed: bool, started: float) -> TrainResult:
     """The epoch loop shared by both modes: train, validate, keep the best, checkpoint, stop early.
 
     Under torchrun every process runs it with the same (all-reduced) validation numbers, so all take
-    the same best-epoch and stopping decisions; rank 0 alone writes checkpoints, metrics and plots.
+    the same best-epoch and stopping decisions; rank 0 alone writes checkpoints, metrics and plots. Every
+    process returns rank 0's result.
     """
-    from mltoolkit.core.plots import plot_curves
-    from mltoolkit.core.training import EarlyStopping, rng_state, set_rng_state
-
     setup, cfg = learner.setup, learner.setup.cfg
     main = setup.world.is_main
-    stopper = EarlyStopping(cfg.patience, "max")
-    start_epoch, best_epoch, records = 0, 0, []
-    last_path, best_path = run.checkpoints / "last.pt", run.checkpoints / "best.pt"
+    progress = Progress(learner, run, EarlyStopping(cfg.patience, "max"))
     if resumed:
-        if not last_path.exists():
-            raise DataError(f"{run.path}: nothing to resume (no checkpoints/last.pt)")
-        state = load_checkpoint(last_path, TRANSFER.name)["state"]
-        learner.load_training_state(state["training"], run)
-        stopper.load_state_dict(state["early_stopping"])
-        if main:  # rank 0's generators; the other processes keep their own seeds (seed + rank)
-            set_rng_state(state["rng"])
-        start_epoch, best_epoch = state["epoch"], state["best_epoch"]
-        records = [r for r in run.read_metrics() if r.get("epoch", 0) <= start_epoch]
-        if main:
-            run.rewrite_metrics(records)
-        info(f"resuming {run.path} after epoch {start_epoch}")
-
-    def save_best() -> None:
-        model = learner.restore_best()
-        save_checkpoint(
-            best_path,
-            technique=TRANSFER.name,
-            config=config_dict(cfg),
-            state=setup.inference_state(model, epoch=best_epoch, val_acc=stopper.best),
-            metrics=next((r for r in records if r["epoch"] == best_epoch), {}),
-        )
-
-    def summary(status: str) -> dict[str, Any]:
-        best = next((r for r in records if r["epoch"] == best_epoch), None)
-        return {
-            "status": status,
-            "headline": {"metric": "val_acc", "value": stopper.best},
-            "best": best,
-            "final": records[-1] if records else None,
-            "epochs_run": len(records),
-            "wall_time_s": round(time.perf_counter() - started, 2),
-            "best_checkpoint": str(best_path) if best_path.exists() else None,
-            **({"processes": setup.world.size} if setup.world.distributed else {}),
-        }
-
+        progress.resume()
     try:
-        for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            epoch_start = time.perf_counter()
-            stats = learner.train_epoch(epoch)
-            val_loss, val_acc, _ = learner.validate()
-            if stopper.improved(val_acc):  # val_acc is all-reduced: every process agrees
-                best_epoch = epoch
-                if main:
-                    learner.keep_best()
-            record = {
-                "epoch": epoch,
-                "train_loss": stats.loss,
-                "train_acc": stats.accuracy,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "lr": learner.optimizer.param_groups[0]["lr"],
-                "train_images_per_s": round(stats.images_per_s, 2),
-                "epoch_time_s": round(time.perf_counter() - epoch_start, 3),
-            }
-            records.append(record)
-            if main:
-                if best_epoch == epoch and learner.best_on_disk:
-                    save_best()
-                save_checkpoint(
-                    last_path,
-                    technique=TRANSFER.name,
-                    config=config_dict(cfg),
-                    state={
-                        "epoch": epoch,
-                        "best_epoch": best_epoch,
-                        "training": learner.training_state(),
-                        "early_stopping": stopper.state_dict(),
-                        "rng": rng_state(),
-                    },
-                    metrics=record,
-                )
-                run.log(record)
-            info(
-                f"epoch {epoch}/{cfg.epochs}  train loss {stats.loss:.4f} acc {stats.accuracy:.4f}  "
-                f"val loss {val_loss:.4f} acc {val_acc:.4f}  {stats.images_per_s:.1f} img/s  "
-                f"{record['epoch_time_s']:.1f}s" + ("  *best*" if best_epoch == epoch else "")
-            )
-            if stopper.should_stop:
+        for epoch in range(progress.epoch + 1, cfg.epochs + 1):
+            progress.run_epoch(epoch)
+            if progress.stopper.should_stop:
                 info(f"early stop: val_acc has not improved for {cfg.patience} epochs")
                 break
     except KeyboardInterrupt:
         if main:  # last.pt already holds the last finished epoch
             if not learner.best_on_disk and learner.best is not None:
-                save_best()
-            run.write_summary(summary("interrupted"))
+                progress.save_best()
+            progress.finish("interrupted", started)
         raise
+    result = None
     if main:
-        if not learner.best_on_disk or not best_path.exists():
-            save_best()
+        from mltoolkit.core.plots import plot_curves
+
+        if not learner.best_on_disk or not progress.best_path.exists():
+            progress.save_best()
         learner.restore_best()
         plot_curves(
             run.plots / "curves.png",
-            records,
+            progress.records,
             "epoch",
             [["train_loss", "val_loss"], ["train_acc", "val_acc"]],
             title=f"{cfg.model} ({cfg.mode})",
         )
-    result = summary("completed")
-    if main:
-        run.write_summary(result)
-    return {
-        "run_dir": str(run.path),
-        "best_val_acc": stopper.best,
-        "best_epoch": best_epoch,
-        "final_val_acc": records[-1]["val_acc"] if records else None,
-        "epochs_run": len(records),
-        "wall_time_s": result["wall_time_s"],
-    }
+        result = progress.finish("early_stopped" if progress.stopper.should_stop else "completed", started)
+    return from_main(result, setup.world)
