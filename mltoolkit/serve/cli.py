@@ -51,7 +51,8 @@ def serve_command(
     from mltoolkit.core.device import available_cores
     from mltoolkit.core.errors import ResourceError
 
-    missing = [name for name in ("fastapi", "uvicorn", "prometheus_client", "multipart") if find_spec(name) is None]
+    needed = ("fastapi", "uvicorn", "prometheus_client", "multipart", "orjson")
+    missing = [name for name in needed if find_spec(name) is None]
     if missing:
         raise ResourceError(f"{', '.join(missing)} not installed (needed by mltk serve); pip install 'mltk[serve]'")
     from mltoolkit.serve.app import Settings

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 from mltoolkit.core.console import to_jsonable
 
@@ -24,7 +24,7 @@ def response_body(records: list[dict[str, Any]], images: list[Any] | None = None
     if images is not None and len(images) != len(records):
         images = None
     shown = [_record(record, images[i] if images else None) for i, record in enumerate(records)]
-    return json.dumps({"predictions": shown}, separators=(",", ":")).encode()
+    return orjson.dumps({"predictions": shown})
 
 
 def _record(record: dict[str, Any], image: bytes | None) -> dict[str, Any]:
