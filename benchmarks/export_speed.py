@@ -58,7 +58,7 @@ def torch_source(case: str) -> Any:
         pixels = rng.integers(0, 256, (2, 3, 360, 480), dtype=np.uint8)
         meta = {"input_shape": ["batch", 3, 360, 480]}
         return TorchSource(model, "pixels", "scores", pixels, pixels[:1], meta, mean, std, "out")
-    from mltoolkit.rl.dqn import QNetwork
+    from mltoolkit.rl.networks import QNetwork
 
     torch.manual_seed(0)
     obs = rng.standard_normal((64, 4)).astype(np.float32)

@@ -10,13 +10,12 @@ Speed: SB3's DQN ``CnnPolicy`` with rl-baselines3-zoo's Atari hyperparameters (h
 1000 steps, exploration over the first 10% of the steps down to 0.01; learning starts at 10k here, as
 issue 16 asks, instead of the zoo's 100k) on ``PongNoFrameskip-v4`` through SB3's ``AtariWrapper``
 and a 4-frame ``VecFrameStack``; mltk with the same hyperparameters (plain DQN targets like SB3's)
-through ``mltoolkit.rl.frames_interim.train_on_frames``: the INTERIM loop on issue 16's new blocks
-(ale-py's ``AtariVectorEnv``, ``FrameReplay``, the Nature CNN) until ``mltk rl train`` takes Atari
-ids, when this benchmark switches to the command. Each run is a fresh child process with the same
-torch threads, the two tools interleaved round by round so load changes hit both alike. Env steps
-per second are counted from the step learning starts to the end; peak RSS comes from ``os.wait4`` of
-the child (file-backed pages of mltk's memory-mapped replay count as they are touched, as SB3's
-lazily touched numpy pages do).
+through ``rl.train``, what ``mltk rl train`` runs (one evaluation game at the end, outside the timed
+span). Each run is a fresh child process with the same torch threads, the two tools interleaved
+round by round so load changes hit both alike. Env steps per second are counted from the step
+learning starts to the last update (mltk: from the first to the last call of ``DQN.update``); peak
+RSS comes from ``os.wait4`` of the child (file-backed pages of mltk's memory-mapped replay count as
+they are touched, as SB3's lazily touched numpy pages do).
 
 Memory: a 1M-transition replay memory of 84x84 frames allocated by mltk (``FrameReplay``) and filled
 with a few thousand steps of Pong, against SB3's ``ReplayBuffer`` of the same capacity, whose size
@@ -82,10 +81,18 @@ def sb3_child(steps: int, learning_starts: int, threads: int, device: str, seed:
 
 
 def mltk_child(steps: int, learning_starts: int, threads: int, device: str, seed: int) -> dict:
-    from mltoolkit.rl.config import DQNConfig
-    from mltoolkit.rl.frames_interim import train_on_frames
+    from mltoolkit import rl
+    from mltoolkit.rl.dqn import DQN
 
-    config = DQNConfig(
+    updates: list[float] = []  # the time of every gradient step, one per train_freq env steps
+    update = DQN.update
+
+    def timed_update(self: DQN, batch: tuple) -> tuple:
+        updates.append(time.perf_counter())
+        return update(self, batch)
+
+    DQN.update = timed_update
+    config = rl.Config(
         env=ENV_ID,
         total_steps=steps,
         buffer_size=ZOO_ATARI["buffer_size"],
@@ -98,13 +105,17 @@ def mltk_child(steps: int, learning_starts: int, threads: int, device: str, seed
         double_dqn=False,  # SB3's DQN targets
         exploration_steps=int(ZOO_ATARI["exploration_fraction"] * steps),
         epsilon_end=ZOO_ATARI["exploration_final_eps"],
+        eval_every=steps,
+        eval_episodes=1,
+        target_return=float("inf"),
         device=device,
         threads=threads,
         seed=seed,
     )
-    with tempfile.TemporaryDirectory(prefix="rl-atari-replay-") as replay_dir:
-        result = train_on_frames(config, replay_dir)
-    return {key: result[key] for key in ("steps", "learning_steps_per_s")}
+    with tempfile.TemporaryDirectory(prefix="rl-atari-runs-") as runs_dir:
+        result = rl.train(config, runs_dir=runs_dir, name="bench")
+    learned = (len(updates) - 1) * ZOO_ATARI["train_freq"]
+    return {"steps": result.summary["final"]["step"], "learning_steps_per_s": learned / (updates[-1] - updates[0])}
 
 
 def memory_child(fill: int) -> dict:

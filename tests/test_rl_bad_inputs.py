@@ -76,11 +76,11 @@ def test_memory_that_does_not_fit_is_refused_naming_what_fits(mltk, tmp_path, fl
 
 
 def test_memory_estimate_counts_every_parameter_and_transition():
-    from mltoolkit.rl.dqn import QNetwork, parameter_count
+    from mltoolkit.rl.networks import QNetwork, parameter_count
     from mltoolkit.rl.replay import ReplayBuffer
 
     network = QNetwork(4, 2, (16, 8))
-    assert parameter_count(4, 2, (16, 8)) == sum(p.numel() for p in network.parameters())
+    assert parameter_count("mlp", (4,), 2, (16, 8)) == sum(p.numel() for p in network.parameters())
     buffer = ReplayBuffer(10, 4)
     stored = sum(getattr(buffer, name).nbytes for name in ("obs", "actions", "rewards", "next_obs", "terminated"))
     assert ReplayBuffer.bytes_per_transition(4) * 10 == stored

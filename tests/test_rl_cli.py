@@ -163,7 +163,7 @@ def test_interrupt_saves_last_and_exits_130(mltk, tmp_path, monkeypatch):
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "run_episodes", interrupted)
+    monkeypatch.setattr(train_module, "play_episodes", interrupted)
     result = mltk("rl", "train", "--runs-dir", tmp_path, "--quiet", "--name", "stopped", *TINY)
     assert result.exit_code == 130
     run = tmp_path / "rl" / "stopped"
@@ -189,7 +189,7 @@ def _image_env():
     from gymnasium import spaces
 
     class ImageEnv(gym.Env):
-        observation_space = spaces.Box(0, 255, (8, 8, 3), np.uint8)
+        observation_space = spaces.Box(0, 255, (8, 8, 5), np.uint8)  # 5 channels: a layout DQN does not take
         action_space = spaces.Discrete(2)
 
         def reset(self, *, seed=None, options=None):
@@ -208,7 +208,7 @@ def _image_env():
         ("CartPol-v1", ["CartPol-v1", "CartPole-v1"]),
         ("Pendulum-v1", ["Pendulum-v1", "Discrete"]),
         ("MountainCarContinuous-v0", ["Discrete"]),
-        ("MltkTestImage-v0", ["image", "(8, 8, 3)"]),
+        ("MltkTestImage-v0", ["image", "(8, 8, 5)"]),
     ],
 )
 def test_environments_dqn_cannot_handle_exit_3(mltk, tmp_path, env, fragments):

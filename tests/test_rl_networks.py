@@ -7,8 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mltoolkit.core.errors import DataError  # noqa: E402
-from mltoolkit.rl.dqn import QNetwork  # noqa: E402
-from mltoolkit.rl.networks import NatureCNN, make_q_network, network_kind, parameter_count  # noqa: E402
+from mltoolkit.rl.networks import NatureCNN, QNetwork, make_q_network, network_kind, parameter_count  # noqa: E402
 
 
 def test_nature_cnn_maps_uint8_stacks_to_one_value_per_action():

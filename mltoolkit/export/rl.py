@@ -69,6 +69,10 @@ class OnnxPolicy:
     checkpoint: Path
     run_dir: Path | None
 
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return (self.obs_dim,)
+
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         return self.function(np.ascontiguousarray(obs, dtype=np.float32))
 

@@ -20,6 +20,7 @@ any env (``CartPole-v1``) observed through its rendering, as in the original PyT
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -187,20 +188,39 @@ def frames_of(env: gym.Env, env_id: str) -> gym.Env:
     return FrameStackObservation(env, STACK)
 
 
-def make_frames_vector_env(env_id: str, num_envs: int, pixels: bool = False) -> gym.vector.SyncVectorEnv:
-    """``num_envs`` copies of an image env (or of any env rendered, with ``pixels``) as stacked frames."""
+def make_frames_env(env_id: str, pixels: bool = False, render_mode: str | None = None) -> gym.Env:
+    """An image env (or any env rendered, with ``pixels``) as stacked frames; ``render`` still shows the screen."""
     import gymnasium as gym
-    from gymnasium.vector import AutoresetMode
     from gymnasium.wrappers import AddRenderObservation
 
-    def one() -> gym.Env:
-        try:
-            env = gym.make(env_id, render_mode="rgb_array" if pixels else None)
-        except gym.error.DependencyNotInstalled as exc:
-            raise ResourceError(f"{env_id} needs an extra package: {exc}") from None
-        return frames_of(AddRenderObservation(env) if pixels else env, env_id)
+    try:
+        render_mode = "rgb_array" if pixels else render_mode
+        env = gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}))
+    except gym.error.DependencyNotInstalled as exc:
+        raise ResourceError(f"{env_id} needs an extra package: {exc}") from None
+    return frames_of(AddRenderObservation(env) if pixels else env, env_id)
 
-    return gym.vector.SyncVectorEnv([one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+def make_frames_vector_env(env_id: str, num_envs: int, pixels: bool = False) -> gym.vector.SyncVectorEnv:
+    """``num_envs`` copies of ``make_frames_env``, same-step autoreset."""
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+
+    return gym.vector.SyncVectorEnv(
+        [partial(make_frames_env, env_id, pixels)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
+    )
+
+
+def make_atari_env(env_id: str, render_mode: str | None = None) -> gym.Env:
+    """One game of an ALE id seen as ``make_atari_vector_env``'s frames (4 frames per step with the max of the
+    last two, 84x84 gray, a stack of 4; no no-op start, no fire on reset) through gymnasium's wrappers, so that
+    ``render`` shows the raw RGB screen (``evaluate --gif``); lives lost do not end its episodes."""
+    import gymnasium as gym
+    from gymnasium.wrappers import MaxAndSkipObservation
+
+    register_ale(env_id)
+    env = gym.make(env_id, frameskip=1, obs_type="grayscale", render_mode=render_mode)
+    return frames_of(MaxAndSkipObservation(env, skip=FRAME_SKIP), env_id)
 
 
 class LossSignals:

@@ -15,6 +15,7 @@ from mltoolkit.core.errors import DataError
 from mltoolkit.core.params import RunOptions, check_config, param
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+ATARI = "atari"  # the preset of every Atari game without its own
 
 _HYPER = "Hyperparameters (the env's preset overrides these: mltk rl presets)"
 _EVAL = "Evaluation and stopping"
@@ -45,12 +46,18 @@ class DQNConfig(RunOptions):
         "Preset name, or none for the built-in defaults.",
         default_text="the --env id's preset if there is one",
     )
+    pixels: bool = param(
+        False, "Learn from the env's rendered screen (stacked 84x84 gray frames) instead of its observation."
+    )
     total_steps: int = param(100_000, "Environment steps at most, all vector envs counted.", ge=1, panel=_HYPER)
     num_envs: int = param(1, "Environments stepped together in a gymnasium SyncVectorEnv.", ge=1, panel=_HYPER)
     hidden: tuple[int, ...] = param(
         (64, 64), "Hidden layer sizes of the Q-network, comma-separated, e.g. 256,256.", ge=1,
         parse=parse_hidden, panel=_HYPER,
     )  # fmt: skip
+    network: Literal["auto", "mlp", "cnn"] = param(
+        "auto", "Q-network: auto (the Nature CNN for frames, the MLP for vectors), mlp or cnn.", panel=_HYPER
+    )
     learning_rate: float = param(1e-3, "Adam learning rate.", gt=0, panel=_HYPER)
     batch_size: int = param(64, "Replay transitions per gradient step.", ge=1, panel=_HYPER)
     buffer_size: int = param(50_000, "Replay memory capacity (transitions).", ge=1, panel=_HYPER)
@@ -115,12 +122,17 @@ def load_presets() -> dict[str, dict[str, Any]]:
 
 
 def preset_for(env_id: str, name: str | None) -> tuple[str | None, dict[str, Any]]:
-    """The preset to apply: ``name`` if given (``none`` for no preset), else the env's own if it has one."""
+    """The preset to apply: ``name`` if given (``none`` for no preset), else the env's own if it has one, else
+    ``atari`` for any other Atari game."""
     presets = load_presets()
     if name is not None and name.lower() == "none":
         return None, {}
     if name is None:
-        return (env_id, dict(presets[env_id])) if env_id in presets else (None, {})
+        if env_id in presets:
+            return env_id, dict(presets[env_id])
+        from mltoolkit.rl.atari import is_ale
+
+        return (ATARI, dict(presets[ATARI])) if is_ale(env_id) else (None, {})
     if name not in presets:
         raise DataError(f"unknown preset {name!r}; built-in presets: {', '.join(presets)} (or none)")
     return name, dict(presets[name])
@@ -134,6 +146,7 @@ def dqn_config(
     from mltoolkit.core.config import load_config_file, resolve_config
 
     if resumed is not None:
+        resumed = {key: value for key, value in resumed.items() if key != "protocol"}  # config.json's record of it
         config = resolve_config(DQNConfig, {**flags, "preset": None}, config_file=config_file, resumed=resumed)
     else:
         file_layer = load_config_file(config_file) if config_file is not None else {}

@@ -1,6 +1,7 @@
 """Deep Q-learning (Mnih et al. 2015) with the usual fixes, in one screen.
 
-- ``QNetwork`` maps an observation to one value per action, ``Q(s, a)``.
+- The Q-network (``networks.make_q_network``: an MLP for vectors, the Nature CNN for stacked frames) maps an
+  observation to one value per action, ``Q(s, a)``.
 - ``td_targets``: the Bellman target ``r + gamma * max_a' Q_target(s', a')``, not bootstrapped past a
   *terminated* step (a *truncated* one, a time limit, still bootstraps: the task did not end there).
   Double DQN picks ``a'`` with the online network and values it with the target network.
@@ -22,29 +23,7 @@ from torch.nn import functional as F
 
 from mltoolkit.rl.adam import Adam
 from mltoolkit.rl.config import DQNConfig
-
-
-class QNetwork(nn.Module):
-    """A multilayer perceptron: observation vector in, one Q-value per action out."""
-
-    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = obs_dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        layers.append(nn.Linear(width, n_actions))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
-
-
-def parameter_count(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> int:
-    """Weights and biases of ``QNetwork(obs_dim, n_actions, hidden)``, counted without building it."""
-    widths = [obs_dim, *hidden, n_actions]
-    return sum((width + 1) * size for width, size in zip(widths, widths[1:]))
+from mltoolkit.rl.networks import make_q_network
 
 
 def epsilon_at(step: int, config: DQNConfig) -> float:
@@ -73,24 +52,26 @@ def td_targets(
 class DQN:
     """The learner: online and target networks, optimizer, and one gradient step on a replay batch."""
 
-    def __init__(self, obs_dim: int, n_actions: int, config: DQNConfig, device: torch.device) -> None:
+    def __init__(self, obs_shape: Sequence[int], n_actions: int, config: DQNConfig, device: torch.device) -> None:
         self.config, self.device, self.n_actions = config, device, n_actions
-        self.online = QNetwork(obs_dim, n_actions, config.hidden).to(device)
-        self.target = QNetwork(obs_dim, n_actions, config.hidden).to(device)
+        self.online = make_q_network(config.network, obs_shape, n_actions, config.hidden).to(device)
+        self.target = make_q_network(config.network, obs_shape, n_actions, config.hidden).to(device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.optimizer = Adam(self.online.parameters(), lr=config.learning_rate)
 
     @torch.no_grad()
     def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """``argmax_a Q(s, a)`` for a batch of observations."""
-        q = self.online(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+        """``argmax_a Q(s, a)`` for a batch of observations; uint8 frames travel as they are (the CNN scales them)."""
+        dtype = None if obs.dtype == np.uint8 else torch.float32
+        q = self.online(torch.as_tensor(obs, dtype=dtype, device=self.device))
         return q.argmax(dim=1).cpu().numpy()
 
     def update(self, batch: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """One gradient step on ``(obs, actions, rewards, next_obs, terminated)``; returns (loss, mean Q(s, a)).
 
         Both come back as tensors, read only when logged: ``.item()`` every step would make a GPU wait.
+        Frames stay uint8 on the way to the device, 4x less to copy than float32; the CNN converts them there.
         """
         obs, actions, rewards, next_obs, terminated = (
             torch.from_numpy(x).to(self.device, non_blocking=True) for x in batch

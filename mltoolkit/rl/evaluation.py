@@ -9,7 +9,7 @@ import numpy as np
 
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import atomic_path, write_json
-from mltoolkit.rl.envs import make_env, run_episodes
+from mltoolkit.rl.envs import make_env, play_episodes
 from mltoolkit.rl.policy import Policy, load_policy
 
 
@@ -22,7 +22,8 @@ def evaluate(
     seed: int = 0,
     gif: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Play ``episodes`` greedy episodes (episode ``i`` from ``reset(seed=seed + i)``) and summarise the returns.
+    """Play ``episodes`` greedy episodes (episode ``i`` from ``reset(seed=seed + i)``; Atari: full games, raw scores)
+    and summarise the returns.
 
     ``data`` is there for the technique contract only: a policy is evaluated in its run's own environment.
     Writes ``eval.json`` into the run directory when the policy came from one.
@@ -36,7 +37,7 @@ def evaluate(
     if gif is not None and Path(gif).is_dir():
         raise DataError(f"--gif {gif}: is a directory; expected a file name such as {Path(gif) / 'episode.gif'}")
     policy = load_policy(run, runs_dir)
-    returns, lengths = run_episodes(policy.act, policy.env_id, episodes, seed)
+    returns, lengths = play_episodes(policy.act, policy.env_id, episodes, seed, policy.pixels)
     result: dict[str, Any] = {
         "env": policy.env_id,
         "checkpoint": str(policy.checkpoint),
@@ -58,13 +59,14 @@ def evaluate(
 
 
 def record_gif(policy: Policy, path: str | Path, seed: int, fps: int | None = None) -> int:
-    """Render one greedy episode (the first of ``evaluate``'s) to an animated GIF; returns the frame count."""
+    """Render one greedy episode to an animated GIF of the env's own screen (RGB, not the frames the network sees);
+    returns the frame count. Atari's is played by gymnasium's wrappers, so its no-ops may differ from ``evaluate``'s."""
     import os
 
     from PIL import Image
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering: no display, no SDL warnings
-    env = make_env(policy.env_id, render_mode="rgb_array")
+    env = make_env(policy.env_id, render_mode="rgb_array", pixels=policy.pixels)
     fps = fps or int(env.metadata.get("render_fps") or 30)
     obs, _ = env.reset(seed=seed)
     frames = [Image.fromarray(np.asarray(env.render()))]

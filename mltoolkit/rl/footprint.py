@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from mltoolkit.core.device import check_memory
 from mltoolkit.rl.config import DQNConfig
-from mltoolkit.rl.dqn import parameter_count
+from mltoolkit.rl.frames import check_frame_replay_fits
+from mltoolkit.rl.networks import NetworkKind, parameter_count
 from mltoolkit.rl.replay import ReplayBuffer
 
 PARAMETER_COPIES = 5  # online and target networks, the gradient, Adam's two moments
@@ -20,17 +21,22 @@ FLOAT_BYTES = 4
 RESERVED = 512 * 2**20  # torch, gymnasium and the rest of the process
 
 
-def network_bytes(obs_dim: int, n_actions: int, hidden: Sequence[int]) -> int:
-    return PARAMETER_COPIES * FLOAT_BYTES * parameter_count(obs_dim, n_actions, hidden)
+def network_bytes(kind: NetworkKind, obs_shape: Sequence[int], n_actions: int, hidden: Sequence[int]) -> int:
+    return PARAMETER_COPIES * FLOAT_BYTES * parameter_count(kind, obs_shape, n_actions, hidden)
 
 
 def replay_bytes(capacity: int, obs_dim: int) -> int:
     return REPLAY_COPIES * capacity * ReplayBuffer.bytes_per_transition(obs_dim)
 
 
-def check_fits_memory(config: DQNConfig, obs_dim: int, n_actions: int) -> None:
-    """Refuse a replay memory and networks that together exceed the available memory (exit 3)."""
-    network = network_bytes(obs_dim, n_actions, config.hidden)
+def check_fits_memory(config: DQNConfig, obs_shape: tuple[int, ...], n_actions: int) -> None:
+    """Refuse a replay memory and networks that together exceed the available memory (exit 3). A frame memory is
+    memory-mapped, but a full one is read all over by sampling, so it is counted as memory too."""
+    network = network_bytes(config.network, obs_shape, n_actions, config.hidden)
+    if len(obs_shape) > 1:
+        check_frame_replay_fits(config.buffer_size, obs_shape, RESERVED + network)
+        return
+    obs_dim = obs_shape[0]
     replay = replay_bytes(config.buffer_size, obs_dim)
     check_memory(
         RESERVED + network + replay,
@@ -58,11 +64,12 @@ def _widest(obs_dim: int, n_actions: int, layers: int, budget: int) -> int:
     if layers == 0:
         return 0
     low, high = 0, 1
-    while network_bytes(obs_dim, n_actions, (high,) * layers) <= budget:
+    while network_bytes("mlp", (obs_dim,), n_actions, (high,) * layers) <= budget:
         low, high = high, high * 2
     while high - low > 1:
         middle = (low + high) // 2
-        low, high = (middle, high) if network_bytes(obs_dim, n_actions, (middle,) * layers) <= budget else (low, middle)
+        fits = network_bytes("mlp", (obs_dim,), n_actions, (middle,) * layers) <= budget
+        low, high = (middle, high) if fits else (low, middle)
     return low
 
 

@@ -1,4 +1,4 @@
-"""Q-networks chosen by the observation's shape: the MLP of ``dqn.py`` for vectors, the Nature CNN for images.
+"""Q-networks chosen by the observation's shape: an MLP (``QNetwork``) for vectors, the Nature CNN for images.
 
 ``NatureCNN`` is the network of Mnih et al. (2015): three convolutions (32 8x8 stride 4, 64 4x4
 stride 2, 64 3x3 stride 1) and a 512-unit layer. It takes the stacked frames as uint8 and scales them
@@ -15,10 +15,26 @@ import torch
 from torch import nn
 
 from mltoolkit.core.errors import DataError
-from mltoolkit.rl.dqn import QNetwork
 
 NetworkKind = Literal["auto", "mlp", "cnn"]
 MIN_SIDE = 36  # the smallest frame the three convolutions leave at least one pixel of
+
+
+class QNetwork(nn.Module):
+    """A multilayer perceptron: observation vector in, one Q-value per action out."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = obs_dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, n_actions))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
 
 
 class NatureCNN(nn.Module):
@@ -40,7 +56,8 @@ class NatureCNN(nn.Module):
         self.head = nn.Sequential(nn.Linear(flat, 512), nn.ReLU(), nn.Linear(512, n_actions))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(obs.float() / 255.0))
+        scaled = obs.to(self.head[0].weight.dtype) / 255.0  # float32 in training, float64 for predict's answers
+        return self.head(self.features(scaled))
 
 
 def _conv_side(side: int) -> int:

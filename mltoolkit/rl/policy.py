@@ -6,14 +6,16 @@ import copy
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from mltoolkit.core.checkpoint import load_checkpoint
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.runs import resolve_run
-from mltoolkit.rl.dqn import QNetwork
+from mltoolkit.rl.networks import make_q_network
 from mltoolkit.techniques import RL
 
 
@@ -21,15 +23,21 @@ from mltoolkit.techniques import RL
 class Policy:
     """The greedy policy of a Q-network: ``act`` picks ``argmax_a Q(s, a)``."""
 
-    network: QNetwork  # float32, as trained (what ``mltk export`` writes)
+    network: nn.Module  # float32, as trained (what ``mltk export`` writes)
     env_id: str
-    obs_dim: int
+    obs_shape: tuple[int, ...]  # (length,) for vectors, (stack, height, width) for frames
     n_actions: int
     checkpoint: Path
     run_dir: Path | None
+    pixels: bool = False  # the env is seen through its rendering
+
+    @property
+    def obs_dim(self) -> int:
+        """The length of a vector observation (what export sizes its input by)."""
+        return self.obs_shape[0]
 
     @cached_property
-    def _float64(self) -> QNetwork:
+    def _float64(self) -> nn.Module:
         """A float64 copy for answers: in float32 the 7th digit of a row's Q-values depends on the batch it is
         computed in (GEMM kernels), so a printed record would depend on its neighbours; in float64 it does not."""
         return copy.deepcopy(self.network).double()
@@ -61,7 +69,8 @@ def load_policy(ref: str | Path, runs_dir: str | Path = "runs") -> Policy:
     try:
         state, config = payload["state"], payload["config"]
         weights = state["online"] if "online" in state else state["agent"]["online"]
-        network = QNetwork(state["obs_dim"], state["n_actions"], config["hidden"])
+        obs_shape = saved_obs_shape(state)
+        network = make_q_network(config.get("network", "auto"), obs_shape, state["n_actions"], config["hidden"])
         network.load_state_dict(weights)
         env_id = config["env"]
     except (KeyError, TypeError, RuntimeError) as exc:
@@ -70,4 +79,9 @@ def load_policy(ref: str | Path, runs_dir: str | Path = "runs") -> Policy:
     if not all(torch.isfinite(p).all() for p in network.parameters()):
         raise DataError(f"{path}: the Q-network holds NaN or infinite weights (training diverged)")
     network.eval()
-    return Policy(network, env_id, state["obs_dim"], state["n_actions"], path, run_dir)
+    return Policy(network, env_id, obs_shape, state["n_actions"], path, run_dir, bool(config.get("pixels", False)))
+
+
+def saved_obs_shape(state: dict[str, Any]) -> tuple[int, ...]:
+    """The observation shape a checkpoint was trained on (checkpoints before frames hold ``obs_dim`` alone)."""
+    return tuple(state["obs_shape"]) if "obs_shape" in state else (int(state["obs_dim"]),)

@@ -1,7 +1,9 @@
 """``load(run)``: a trained policy as the Predictor that ``mltk rl predict`` and ``mltk serve`` use.
 
-``predict`` takes observations (lists of numbers or numpy arrays) and returns ``{"action": a}`` for each,
-plus every action's ``q_values`` when asked: exactly the lines ``mltk rl predict --format jsonl`` prints.
+``predict`` takes observations (lists of numbers or numpy arrays; for frames, stacked uint8 frames such as
+``(4, 84, 84)``) and returns ``{"action": a}`` for each, plus every action's ``q_values`` when asked: exactly
+the lines ``mltk rl predict --format jsonl`` prints. ``mltk rl predict`` also reads a ``.npy`` file holding
+one observation per row, e.g. ``(N, 4, 84, 84)``.
 """
 
 from __future__ import annotations
@@ -66,34 +68,60 @@ class Agent:
         if isinstance(batch, (str, bytes, dict)) or not isinstance(batch, (Sequence, np.ndarray)):
             raise DataError(f"expected a list of observations, got {type(batch).__name__}")
         policy = self.policy
-        observations = [check_observation(o, f"record {i}", policy.obs_dim, policy.env_id) for i, o in enumerate(batch)]
+        observations = [check_record(o, f"record {i}", policy) for i, o in enumerate(batch)]
         if not observations:
             return []
         return [_record(q, q_values) for q in policy.q_values(np.stack(observations))]
 
     def metadata(self) -> dict[str, Any]:
         policy = self.policy
+        shape = list(policy.obs_shape)
+        frames = len(shape) > 1
+        described = f"stacked frames: an array of shape {tuple(shape)} of 0-255 values" if frames else None
         return {
             "technique": self.technique,
             "run": self.run_dir.name if self.run_dir is not None else None,
             "mltk_version": __version__,
             "env": policy.env_id,
-            "observation_shape": [policy.obs_dim],
-            "obs_dim": policy.obs_dim,  # what the page of `mltk serve` sizes its example observation by
+            "observation_shape": shape,
+            # what the page of `mltk serve` sizes its example observation by
+            **({} if frames else {"obs_dim": policy.obs_dim}),
             "n_actions": policy.n_actions,
-            "input": f"an observation: an array of {policy.obs_dim} numbers",
+            "input": described or f"an observation: an array of {policy.obs_dim} numbers",
             "output": ["action", "q_values"],
             "options": {"q_values": False},
         }
 
 
-def parse_observation(line: str, where: str, obs_dim: int, env_id: str) -> np.ndarray:
-    """One JSON array of ``obs_dim`` finite numbers, or a ``DataError`` naming the line."""
+def parse_observation(line: str, where: str, policy: Any) -> np.ndarray:
+    """One JSON observation (``check_record``), or a ``DataError`` naming the line."""
     try:
         value = json.loads(line)
     except json.JSONDecodeError:
-        raise DataError(f"{where}: not JSON; expected an array of {obs_dim} numbers") from None
-    return check_observation(value, where, obs_dim, env_id)
+        raise DataError(f"{where}: not JSON; expected an observation of shape {tuple(policy.obs_shape)}") from None
+    return check_record(value, where, policy)
+
+
+def check_record(value: Any, where: str, policy: Any) -> np.ndarray:
+    """A vector observation (``check_observation``) or stacked frames (``check_frames``), as the policy takes."""
+    if len(policy.obs_shape) == 1:
+        return check_observation(value, where, policy.obs_dim, policy.env_id)
+    return check_frames(value, where, tuple(policy.obs_shape), policy.env_id)
+
+
+def check_frames(value: Any, where: str, shape: tuple[int, ...], env_id: str) -> np.ndarray:
+    """Stacked frames of exactly ``shape`` (``{"obs": ...}`` too), values 0-255, as uint8; else a ``DataError``."""
+    if isinstance(value, dict) and "obs" in value:
+        value = value["obs"]
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: expected stacked frames of shape {shape} (a {env_id} observation)") from None
+    if array.shape != shape:
+        raise DataError(f"{where}: expected stacked frames of shape {shape}, got shape {array.shape}")
+    if not ((array >= 0) & (array <= 255)).all():
+        raise DataError(f"{where}: frame values must be 0-255 (uint8 pixels)")
+    return array.astype(np.uint8)
 
 
 def check_observation(value: Any, where: str, obs_dim: int, env_id: str) -> np.ndarray:
@@ -116,11 +144,22 @@ def read_batches(agent: Agent, source: str | Path) -> Iterator[list[np.ndarray]]
     ``predict``: ``BATCH`` from a regular file, one at a time from stdin or a pipe, where the program feeding
     it may wait for each action before it sends the next observation."""
     policy, where = agent.policy, source_name(source)
-    observations = (
-        parse_observation(line, f"{where} line {n}", policy.obs_dim, policy.env_id) for n, line in iter_lines(source)
-    )
+    if str(source).endswith(".npy"):
+        return _npy_batches(source, tuple(policy.obs_shape))
+    observations = (parse_observation(line, f"{where} line {n}", policy) for n, line in iter_lines(source))
     size = BATCH if str(source) != STDIO and Path(source).is_file() else 1
     return iter(lambda: list(islice(observations, size)), [])
+
+
+def _npy_batches(path: str | Path, shape: tuple[int, ...]) -> Iterator[list[np.ndarray]]:
+    """The rows of a ``.npy`` array of shape ``(N, *shape)`` (memory-mapped), ``BATCH`` at a time."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if array.shape[1:] != shape:
+        raise DataError(f"{path}: expected an array of shape (N, {', '.join(map(str, shape))}), got {array.shape}")
+    return (list(array[start : start + BATCH]) for start in range(0, len(array), BATCH))
 
 
 def _record(q: np.ndarray, q_values: bool) -> dict[str, Any]:

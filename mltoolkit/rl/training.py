@@ -5,6 +5,11 @@ environments; ``best.pt`` keeps the best of them. When the mean reaches the targ
 re-checked on ``confirm_episodes`` fresh episodes, and training stops only if it holds there too,
 so the saved policy really solves the task rather than having been lucky on a few episodes.
 ``last.pt`` holds everything needed to continue (networks, optimizer, replay memory, RNG states).
+
+Frames (Atari, image envs, ``--pixels``) take the same loop: their replay memory is a ``FrameReplay``
+in ``<run>/replay/`` (last.pt records where it is; ``--resume`` reopens it), and what the loss sees is
+``LossSignals``' (for Atari: clipped rewards, a lost life as an episode end), while the returns that
+are logged and evaluated are raw scores of full games.
 """
 
 from __future__ import annotations
@@ -26,12 +31,17 @@ from mltoolkit.core.device import resolve_device, seed_everything, set_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
 from mltoolkit.core.runs import Run, resolve_resume, start_run
+from mltoolkit.rl.atari import LossSignals, ale_protocol, is_ale
 from mltoolkit.rl.config import DQNConfig, check_dqn_config
 from mltoolkit.rl.dqn import DQN, epsilon_at
-from mltoolkit.rl.envs import check_spaces, env_spec, make_vector_env, real_next_obs, run_episodes
+from mltoolkit.rl.envs import check_spaces, env_spec, make_vector_env, play_episodes, real_next_obs
 from mltoolkit.rl.footprint import check_fits_memory
+from mltoolkit.rl.frames import FrameReplay
+from mltoolkit.rl.policy import saved_obs_shape
 from mltoolkit.rl.replay import ReplayBuffer
 from mltoolkit.techniques import RL
+
+REPLAY_DIR = "replay"  # a frame replay memory's files, in the run directory
 
 
 def _crossed(before: int, after: int, every: int) -> bool:
@@ -94,33 +104,32 @@ def train(
     set_threads(config.threads)
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    spec = env_spec(config.env)
-    envs = make_vector_env(config.env, config.num_envs)
-    obs_dim, n_actions = check_spaces(envs, config.env)
-    check_fits_memory(config, obs_dim, n_actions)
+    spec, envs, obs_shape, n_actions = _environments(config)
     target_return = config.target_return if config.target_return is not None else spec.reward_threshold
-    agent = DQN(obs_dim, n_actions, config, device)
-    buffer = ReplayBuffer(config.buffer_size, obs_dim)
+    agent = DQN(obs_shape, n_actions, config, device)
+    resume_dir = resolve_resume(resume, runs_dir, RL.name) if resume is not None else None
+    buffer = _replay_memory(config, obs_shape, resume_dir)
     rng = np.random.default_rng(config.seed)
     envs.action_space.seed(config.seed)
     state = Counters()
     learning_starts = config.learning_starts
-    if resume is not None:  # restored before the run is reopened: a checkpoint that does not fit changes nothing
-        learning_starts = _restore(resume, runs_dir, config, agent, buffer, rng, state, obs_dim, n_actions)
-    run, resumed = start_run(
-        RL.name, config_dict(config), name=name or spec.id, runs_dir=runs_dir, resume=resume,
-        device=str(device), seed=config.seed,
-    )  # fmt: skip
+    if resume_dir is not None:  # restored before the run is reopened: a checkpoint that does not fit changes nothing
+        learning_starts = _restore(resume_dir, config, agent, buffer, rng, state, obs_shape, n_actions)
+    run, resumed = _start_run(config, spec.id, str(device), runs_dir, name, resume)
+    if buffer is None:
+        buffer = FrameReplay(run.path / REPLAY_DIR, config.buffer_size, obs_shape, config.num_envs)
     if resumed:
         run.keep_metrics_until("step", state.step)
         info(f"resuming {run.path} at step {state.step} ({len(buffer)} transitions in memory)")
-    obs, _ = envs.reset(seed=config.seed + state.step)  # env state is not saved: a resumed run starts new episodes
+    signals = LossSignals(clip_rewards=is_ale(spec.id))
+    obs, reset_info = envs.reset(seed=config.seed + state.step)  # env state is not saved: a resumed run starts anew
+    signals.reset(reset_info)
     episode_return = np.zeros(config.num_envs)
     episode_length = np.zeros(config.num_envs, dtype=np.int64)
     loss = q_mean = None
 
     def save_last() -> None:
-        _save(run, "last.pt", config, agent, state, obs_dim, n_actions, buffer=buffer, rng=rng)
+        _save(run, "last.pt", config, agent, state, obs_shape, n_actions, buffer=buffer, rng=rng)
 
     try:
         with progress(config.total_steps, f"DQN {spec.id}") as bar:
@@ -131,10 +140,11 @@ def train(
                 actions = _act(agent, obs, epsilon, rng)
                 next_obs, rewards, terminated, truncated, step_info = envs.step(actions)
                 done = terminated | truncated
-                # Remember: the true last observation of an episode, and whether it *terminated*.
-                buffer.add(obs, actions, rewards, real_next_obs(next_obs, done, step_info), terminated)
+                # Remember: the true last observation of an episode, and whether it *terminated* (for the loss).
+                loss_rewards, loss_terminated = signals(rewards, terminated, truncated, step_info)
+                buffer.add(obs, actions, loss_rewards, real_next_obs(next_obs, done, step_info), loss_terminated)
                 obs = next_obs
-                episode_return += rewards
+                episode_return += rewards  # raw: the score that is reported
                 episode_length += 1
                 state.count_episodes(done, episode_return, episode_length)
                 before, state.step = state.step, state.step + config.num_envs
@@ -151,7 +161,7 @@ def train(
                 if _crossed(before, state.step, config.log_every):
                     tick = _log_training(run, bar, config, state, epsilon, loss, q_mean, tick)
                 if _crossed(before, state.step, config.eval_every) or state.step >= config.total_steps:
-                    _evaluate(run, config, agent, state, target_return, obs_dim, n_actions)
+                    _evaluate(run, config, agent, state, target_return, obs_shape, n_actions)
                     save_last()
     except KeyboardInterrupt:
         save_last()
@@ -161,6 +171,40 @@ def train(
         envs.close()
     status = "solved" if state.solved else "completed"
     return _finish(run, config, state, status, target_return, time.perf_counter() - started)
+
+
+def _replay_memory(
+    config: DQNConfig, obs_shape: tuple[int, ...], resume_dir: Path | None
+) -> ReplayBuffer | FrameReplay | None:
+    """Vectors: a ``ReplayBuffer``, saved whole in last.pt. Frames: a ``FrameReplay`` in ``<run>/replay/``, too big
+    to pickle, reopened when resuming; a new run's is made once its directory exists (None until then)."""
+    if len(obs_shape) == 1:
+        return ReplayBuffer(config.buffer_size, obs_shape[0])
+    if resume_dir is None:
+        return None
+    return FrameReplay.open(resume_dir / REPLAY_DIR, config.buffer_size, obs_shape, config.num_envs)
+
+
+def _environments(config: DQNConfig) -> tuple[Any, Any, tuple[int, ...], int]:
+    """``(spec, training envs, observation shape, number of actions)``, checked before anything is allocated."""
+    spec = env_spec(config.env)
+    envs = make_vector_env(config.env, config.num_envs, config.pixels, config.threads)
+    obs_shape, n_actions = check_spaces(envs, config.env)
+    check_fits_memory(config, obs_shape, n_actions)
+    return spec, envs, obs_shape, n_actions
+
+
+def _start_run(
+    config: DQNConfig, env_id: str, device: str, runs_dir: str | Path, name: str | None, resume: str | None
+) -> tuple[Run, bool]:
+    """Open the run (named after the env by default); config.json also records an Atari game's protocol."""
+    recorded = config_dict(config)
+    if is_ale(env_id):
+        recorded["protocol"] = ale_protocol(env_id)
+    return start_run(
+        RL.name, recorded, name=name or env_id.replace("/", "-"), runs_dir=runs_dir, resume=resume,
+        device=device, seed=config.seed,
+    )  # fmt: skip
 
 
 def _act(agent: DQN, obs: np.ndarray, epsilon: float, rng: np.random.Generator) -> np.ndarray:
@@ -209,12 +253,13 @@ def _evaluate(
     agent: DQN,
     state: Counters,
     target_return: float | None,
-    obs_dim: int,
+    obs_shape: tuple[int, ...],
     n_actions: int,
 ) -> None:
-    """Play greedy episodes, log them, keep the best policy, and decide whether the target is held."""
-    returns, lengths = run_episodes(
-        agent.greedy, config.env, config.eval_episodes, eval_seed(config.seed, state.evaluations)
+    """Play greedy episodes (Atari: full games, raw scores), log them, keep the best policy, and decide whether
+    the target is held."""
+    returns, lengths = play_episodes(
+        agent.greedy, config.env, config.eval_episodes, eval_seed(config.seed, state.evaluations), config.pixels
     )
     record: dict[str, Any] = {
         "step": state.step,
@@ -226,9 +271,10 @@ def _evaluate(
     score = float(returns.mean())
     if target_return is not None and score >= target_return:
         if config.confirm_episodes > 0:
-            confirm, _ = run_episodes(
-                agent.greedy, config.env, config.confirm_episodes, eval_seed(config.seed, state.evaluations, True)
-            )
+            confirm, _ = play_episodes(
+                agent.greedy, config.env, config.confirm_episodes, eval_seed(config.seed, state.evaluations, True),
+                config.pixels,
+            )  # fmt: skip
             score = float(confirm.mean())
             record["confirm_return_mean"] = score
             record["confirm_return_min"] = float(confirm.min())
@@ -236,7 +282,7 @@ def _evaluate(
     state.evaluations += 1
     if score > state.best_score:
         state.best_score, state.best_step = score, state.step
-        _save(run, "best.pt", config, agent, state, obs_dim, n_actions)
+        _save(run, "best.pt", config, agent, state, obs_shape, n_actions)
     record["best_return"] = state.best_score
     run.log(record)
     info(
@@ -252,14 +298,15 @@ def _save(
     config: DQNConfig,
     agent: DQN,
     state: Counters,
-    obs_dim: int,
+    obs_shape: tuple[int, ...],
     n_actions: int,
     *,
-    buffer: ReplayBuffer | None = None,
+    buffer: ReplayBuffer | FrameReplay | None = None,
     rng: np.random.Generator | None = None,
 ) -> None:
-    """best.pt: the policy network alone. last.pt: everything a resumed run needs."""
-    payload: dict[str, Any] = {"obs_dim": obs_dim, "n_actions": n_actions, "step": state.step}
+    """best.pt: the policy network alone. last.pt: everything a resumed run needs (of a ``FrameReplay``, where
+    its files are)."""
+    payload: dict[str, Any] = {"obs_shape": list(obs_shape), "n_actions": n_actions, "step": state.step}
     if buffer is None:
         payload["online"] = agent.online.state_dict()
     else:
@@ -280,26 +327,28 @@ def _save(
 
 
 def _restore(
-    resume: str,
-    runs_dir: str | Path,
+    run_dir: Path,
     config: DQNConfig,
     agent: DQN,
-    buffer: ReplayBuffer,
+    buffer: ReplayBuffer | FrameReplay,
     rng: np.random.Generator,
     state: Counters,
-    obs_dim: int,
+    obs_shape: tuple[int, ...],
     n_actions: int,
 ) -> int:
-    """Load what the run ``resume`` names saved, or refuse a checkpoint that does not fit; returns the step from
+    """Load what the run in ``run_dir`` saved, or refuse a checkpoint that does not fit; returns the step from
     which learning may start. last.pt holds networks, optimizer, memory, RNG states and counters. best.pt, all a
-    kill during the first save of last.pt leaves, holds the policy and its step alone: the memory starts empty
-    (and fills for ``learning_starts`` steps again) and the optimizer fresh."""
-    path = Run(resolve_resume(resume, runs_dir, RL.name)).resume_checkpoint()
+    kill during the first save of last.pt leaves, holds the policy and its step alone: a vector memory starts
+    empty (a frame memory keeps what its files hold), it fills for ``learning_starts`` steps again, and the
+    optimizer starts fresh."""
+    path = Run(run_dir).resume_checkpoint()
     checkpoint = load_checkpoint(path, RL.name)
     payload = checkpoint["state"]
-    if (payload["obs_dim"], payload["n_actions"]) != (obs_dim, n_actions):
+    saved = saved_obs_shape(payload)
+    if (saved, payload["n_actions"]) != (obs_shape, n_actions):
         raise DataError(
-            f"{path}: was trained on another environment (obs {payload['obs_dim']}, actions {payload['n_actions']})"
+            f"{path}: was trained on another environment (observations {saved}, actions {payload['n_actions']}), "
+            f"not this one ({obs_shape}, {n_actions})"
         )
     try:
         if path.name == "best.pt":
@@ -313,9 +362,10 @@ def _restore(
         agent.hard_update()
         state.step = state.best_step = int(payload["step"])
         state.best_score = float(checkpoint["metrics"]["best_return"])
+        memory = "an empty replay memory" if isinstance(buffer, ReplayBuffer) else f"{len(buffer)} frames in memory"
         warn(
             f"{path.parent}: no last.pt (a kill hit its first save); resuming from best.pt at step {state.step} "
-            "with an empty replay memory and a fresh optimizer"
+            f"with {memory} and a fresh optimizer"
         )
         return state.step + config.learning_starts
     rng.bit_generator.state = payload["numpy_rng"]
