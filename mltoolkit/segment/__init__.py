@@ -1,30 +1,32 @@
 """Semantic segmentation with fully convolutional networks (torchvision FCN, DeepLabV3, LRASPP).
 
-Python API, mirroring the CLI: ``train(SegmentConfig(data=...))``, ``evaluate(run, data)`` and
-``predict(run, paths, output)``. Imports are lazy so ``mltk --help`` stays fast.
+Python API (the CLI is a thin layer over it; torch and torchvision are imported on first use, so
+``mltk --help`` stays fast)::
+
+    from mltoolkit import segment
+    result = segment.train(segment.Config(data="shapes", size="64", epochs=3))   # runs/segment/...
+    model = segment.load(result.run_dir)                                         # the best epoch's model
+    model.predict(["a.png"])   # [{"image": "a.png", "width", "height", "fractions": {...}, "mask": uint8 HxW}]
+    segment.evaluate(result.run_dir)            # metrics on the run's validation split, also in eval.json
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-
-def train(config: Any, **kwargs: Any) -> dict[str, Any]:
-    """Train and write a run directory (see ``mltoolkit.segment.training.train``)."""
-    from mltoolkit.segment.training import train as _train
-
-    return _train(config, **kwargs)
-
-
-def evaluate(run: str, data: Any = None, **kwargs: Any) -> dict[str, Any]:
-    """Metrics of a run's best checkpoint on a split (see ``mltoolkit.segment.evaluation.evaluate``)."""
-    from mltoolkit.segment.evaluation import evaluate as _evaluate
-
-    return _evaluate(run, data, **kwargs)
+_API = {
+    "Config": ("mltoolkit.segment.config", "SegmentConfig"),
+    "train": ("mltoolkit.segment.training", "train"),
+    "load": ("mltoolkit.segment.prediction", "load"),
+    "evaluate": ("mltoolkit.segment.evaluation", "evaluate"),
+}
+__all__ = list(_API)
 
 
-def predict(run: str, sources: Any, output: Any, **kwargs: Any) -> Any:
-    """Write masks for images, yielding one record each (see ``mltoolkit.segment.prediction.predict``)."""
-    from mltoolkit.segment.prediction import predict as _predict
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'mltoolkit.segment' has no attribute {name!r}")
+    import importlib
 
-    return _predict(run, sources, output, **kwargs)
+    module, attribute = _API[name]
+    return getattr(importlib.import_module(module), attribute)

@@ -39,10 +39,11 @@ def train_command(
     """Train a segmentation model; prints one JSON object (run_dir, best val mIoU) at the end."""
     from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
+    from mltoolkit.core.distributed import launched_world
     from mltoolkit.core.errors import UsageError
     from mltoolkit.core.io import read_json
     from mltoolkit.core.runs import resolve_run_dir
-    from mltoolkit.segment.training import train
+    from mltoolkit.segment.training import result_line, train
 
     set_quiet(quiet)
     if data_arg is not None:
@@ -56,8 +57,8 @@ def train_command(
     if not cfg.data:
         raise UsageError("no data: pass DATA or --data DIR")
     result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
-    if result is not None:  # None: a process other than rank 0 under torchrun
-        emit_json(result)
+    if launched_world().is_main:  # under torchrun: one result line, from rank 0
+        emit_json(result_line(result))
 
 
 @app.command("evaluate")
@@ -106,18 +107,20 @@ def predict_command(
     device: options.Device = None,
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (the masks themselves are PNG files).")] = "jsonl",
     quiet: options.Quiet = False,
 ) -> None:
     """Write one mask PNG per image (same size as the image); print one JSON line per image."""
     from mltoolkit.core.console import emit_json, set_quiet
-    from mltoolkit.segment.prediction import predict
+    from mltoolkit.segment.prediction import predict_files
 
     set_quiet(quiet)
-    for record in predict(
+    for record in predict_files(
         run,
         sources,
         output,
         overlay=overlay,
+        fmt=fmt,
         runs_dir=runs_dir,
         device=device or "auto",
         threads=threads,

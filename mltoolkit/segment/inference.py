@@ -115,9 +115,7 @@ def _predict_batch(trained: Trained, images: list[Image.Image]) -> list[np.ndarr
         logits = trained.model(batch)["out"].float()
         for scores, image in zip(logits, images):
             full = F.interpolate(scores[None], size=(image.height, image.width), mode="bilinear", align_corners=False)
-            masks.append(
-                full.argmax(1)[0].to(torch.uint8 if len(trained.classes) <= 256 else torch.int32).cpu().numpy()
-            )
+            masks.append(full.argmax(1)[0].to(torch.uint8).cpu().numpy())  # 8-bit masks: at most 256 classes
     return masks
 
 

@@ -1,17 +1,151 @@
-"""``predict``: one palette PNG mask per image (same size as the image), optionally an overlay too."""
+"""``load(run)``: a trained segmenter as the Predictor that ``mltk segment predict`` and ``mltk serve`` use.
+
+``predict`` takes images (file paths, encoded bytes, HxWx3 uint8 arrays or PIL images) and returns, for
+each, its ``width`` and ``height``, the fraction of its pixels per class (``fractions``) and the ``mask``:
+an (H, W) uint8 array of class indices at the image's own size, with the input's ``image`` path first
+when it was one. ``mltk segment predict`` prints the same records, with ``mask`` (and ``overlay``) the
+PNG files it wrote.
+"""
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mltoolkit.core.errors import DataError
+from mltoolkit import __version__
+from mltoolkit.core.errors import DataError, UsageError
+from mltoolkit.segment.config import parse_size
 from mltoolkit.segment.data import list_images, open_image
-from mltoolkit.segment.inference import check_batch_size, class_fractions, load_trained, predict_masks
-from mltoolkit.segment.visual import overlay as blend
-from mltoolkit.segment.visual import palette_image, save_png
+from mltoolkit.segment.inference import Trained, check_batch_size, class_fractions, load_trained, predict_masks
+from mltoolkit.techniques import SEGMENT
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+EXPECTED = "an image file path, encoded image bytes (PNG, JPEG...), an HxWx3 uint8 array or a PIL image"
+
+
+def load(
+    run: str | Path,
+    *,
+    runs_dir: str | Path = "runs",
+    device: str = "auto",
+    threads: int | None = None,
+    batch_size: int | None = None,
+) -> Segmenter:
+    """The best model of a run (a run directory, ``latest``, a name under ``runs_dir``, or a checkpoint alone).
+
+    ``threads``: torch's CPU threads (None leaves them as they are); ``batch_size``: images per forward
+    pass (None: the run's).
+    """
+    check_batch_size(batch_size)
+    return Segmenter(load_trained(str(run), runs_dir, device, threads), batch_size)
+
+
+class Segmenter:
+    """A trained segmentation model (the contract's Predictor): one mask per image, at the image's size."""
+
+    technique = SEGMENT.name
+
+    def __init__(self, trained: Trained, batch_size: int | None = None) -> None:
+        self.trained, self.run_dir = trained, trained.run_dir
+        self.batch_size = batch_size or trained.config.batch_size
+
+    def predict(self, batch: Sequence[Any]) -> list[dict[str, Any]]:
+        """One record per image, in order; a record that is not an image is a ``DataError`` naming it."""
+        if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
+            raise DataError(f"expected a list of images ({EXPECTED}), got {type(batch).__name__}")
+        images = [to_rgb(index, record) for index, record in enumerate(batch)]
+        names = self.trained.classes.names
+        records = []
+        for record, image, mask in zip(batch, images, predict_masks(self.trained, images, self.batch_size)):
+            named = {"image": str(record)} if isinstance(record, (str, Path)) else {}
+            fractions = class_fractions(mask, names)
+            records.append(
+                {**named, "width": image.width, "height": image.height, "fractions": fractions, "mask": mask}
+            )
+        return records
+
+    def metadata(self) -> dict[str, Any]:
+        trained = self.trained
+        return {
+            "technique": self.technique,
+            "run": self.run_dir.name if self.run_dir is not None else None,
+            "mltk_version": __version__,
+            "model": trained.config.model,
+            "classes": trained.classes.names,
+            "colors": [list(c) for c in trained.classes.colors],
+            "image_size": list(parse_size(trained.config.size)),  # [height, width] the model sees; masks come
+            "input": EXPECTED,  # back at each image's own size
+            "output": ["width", "height", "fractions", "mask"],
+        }
+
+
+def to_rgb(index: int, record: Any) -> Image.Image:
+    """One record of ``predict`` decoded to an RGB image, or a one-line ``DataError`` naming it."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(record, Image.Image):
+        return record.convert("RGB")
+    if isinstance(record, np.ndarray) and record.dtype == np.uint8 and record.ndim == 3 and record.shape[2] == 3:
+        return Image.fromarray(record)
+    if isinstance(record, (str, Path, bytes, bytearray)):
+        source = io.BytesIO(record) if isinstance(record, (bytes, bytearray)) else Path(record)
+        shown = f"{record}: " if isinstance(record, (str, Path)) else ""
+        if isinstance(source, Path) and not source.is_file():
+            raise DataError(f"record {index}: {shown}file not found")
+        try:
+            with Image.open(source) as image:
+                return image.convert("RGB")
+        except Exception as exc:  # Pillow raises many types for bad bytes or files: each means "not an image"
+            raise DataError(f"record {index}: {shown}not a readable image ({type(exc).__name__})") from None
+    kind = f"array of {record.dtype} {record.shape}" if isinstance(record, np.ndarray) else type(record).__name__
+    raise DataError(f"record {index}: expected {EXPECTED}; got {kind}")
+
+
+def predict_files(
+    run: str,
+    sources: Sequence[str],
+    output: str | Path,
+    *,
+    overlay: bool = False,
+    fmt: str = "jsonl",
+    runs_dir: str | Path = "runs",
+    device: str = "auto",
+    threads: int | None = None,
+    batch_size: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """``mltk segment predict``: masks through ``Segmenter.predict``, one batch at a time; yields each image's
+    record (its ``mask`` and ``overlay`` the PNG files written) as soon as its batch is done."""
+    from mltoolkit.segment.visual import overlay as blend
+    from mltoolkit.segment.visual import palette_image, save_png
+
+    if fmt != "jsonl":
+        raise UsageError(f"--format {fmt!r}: segment predict prints jsonl (the masks are PNG files)")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise DataError(f"--output {output}: a file; predict writes one mask per image into a folder")
+    segmenter = load(run, runs_dir=runs_dir, device=device, threads=threads, batch_size=batch_size)
+    images = read_sources(sources)
+    make_folder(output)
+    colors = segmenter.trained.classes.colors
+    named = iter(zip(images, _output_names(images)))
+    while chunk := list(islice(named, segmenter.batch_size)):
+        pictures = [open_image(path).convert("RGB") for path, _ in chunk]
+        for (path, stem), picture, record in zip(chunk, pictures, segmenter.predict(pictures)):
+            mask = record.pop("mask")
+            shown: dict[str, Any] = {
+                "image": str(path),
+                "mask": str(save_png(palette_image(mask, colors), output / f"{stem}.png")),
+            }
+            if overlay:
+                shown["overlay"] = str(save_png(blend(picture, mask, colors), output / f"{stem}_overlay.png"))
+            yield {**shown, **record}
 
 
 def read_sources(sources: Sequence[str]) -> list[Path]:
@@ -25,47 +159,6 @@ def read_sources(sources: Sequence[str]) -> list[Path]:
     if not paths:
         raise DataError("no images given (pass files, folders, or - to read paths from stdin)")
     return list_images(paths)
-
-
-def predict(
-    run: str,
-    sources: Sequence[str],
-    output: str | Path,
-    *,
-    overlay: bool = False,
-    runs_dir: str | Path = "runs",
-    device: str = "auto",
-    threads: int | None = None,
-    batch_size: int | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Yield one record per image (paths written, fraction of pixels per class) as masks are written."""
-    check_batch_size(batch_size)
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise DataError(f"--output {output}: a file; predict writes one mask per image into a folder")
-    trained = load_trained(run, runs_dir, device, threads)
-    images = read_sources(sources)
-    make_folder(output)
-    names = _output_names(images)
-    loaded = (open_image(path).convert("RGB") for path in images)
-    pictures: list[Any] = []
-
-    def remember(stream):  # keep each image until its mask is back, for the overlay
-        for picture in stream:
-            pictures.append(picture)
-            yield picture
-
-    for path, stem, mask in zip(images, names, predict_masks(trained, remember(loaded), batch_size)):
-        picture = pictures.pop(0)
-        mask_path = save_png(palette_image(mask, trained.classes.colors), output / f"{stem}.png")
-        record: dict[str, Any] = {"image": str(path), "mask": str(mask_path)}
-        if overlay:
-            record["overlay"] = str(
-                save_png(blend(picture, mask, trained.classes.colors), output / f"{stem}_overlay.png")
-            )
-        record["width"], record["height"] = picture.width, picture.height
-        record["fractions"] = class_fractions(mask, trained.classes.names)
-        yield record
 
 
 def make_folder(path: Path) -> None:

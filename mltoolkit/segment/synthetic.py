@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mltoolkit.core.contract import Example
 from mltoolkit.core.shapes import SHAPES, draw_shapes
 
 CLASSES = [
@@ -51,6 +52,31 @@ def write_shapes(
             Image.fromarray(mask, "L").save(masks_dir / f"{split}_{index:04d}.png")
     (root / "classes.json").write_text(json.dumps(CLASSES, indent=1) + "\n", encoding="utf-8")
     return root
+
+
+def tiny_example(folder: Path) -> Example:
+    """4 training and 2 validation images of 32 pixels in ``folder/shapes``; 1 epoch, --resume to 2."""
+    root = write_shapes(Path(folder) / "shapes", train=4, val=2, size=32)
+    images = sorted(str(path) for path in (root / "val" / "images").glob("*.png"))
+    return Example(
+        train_args=[
+            str(root),
+            "--size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--workers",
+            "0",
+            "--threads",
+            "1",
+        ],
+        predict_args=[*images, "--output", str(Path(folder) / "masks"), "--threads", "1"],
+        records=images,
+        more_args=["--epochs", "2"],
+        evaluate_args=["--threads", "1"],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress, warn
+from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.device import dataloader_workers, resolve_device, seed_everything, set_threads
 from mltoolkit.core.distributed import (
     World,
@@ -144,263 +145,381 @@ def resolve(config: SegmentConfig, layout: Layout, ignore: int, train_pairs: int
     )
 
 
+@dataclass
+class Data:
+    """The splits, classes and ignore index a run trains on, and its config with every default filled in."""
+
+    config: SegmentConfig
+    layout: Layout
+    classes: Classes
+    ignore: int
+    train_split: Split
+    val_split: Split
+
+
 def train(
     config: SegmentConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
-) -> dict[str, Any] | None:
-    """Train a segmentation model and write a run directory; returns the headline result (None on the
-    processes other than rank 0 under torchrun)."""
+) -> TrainResult:
+    """Train a segmentation model and write a run directory; every torchrun process returns rank 0's result."""
+    started = time.monotonic()
     world = launched_world()
     try:
-        return _train(config, world, runs_dir=runs_dir, name=name, resume=resume)
+        check_config(config)
+        workers = config.workers if config.workers is not None else dataloader_workers(None)
+        # threads + worker processes = cores (shared by the torchrun processes): 2 torch threads beside a busy
+        # worker on 2 cores ran 5x slower
+        threads = set_threads(config.threads or max(1, cores_per_process(world) - workers))
+        device = join(world, resolve_device(config.device))
+        seed_everything(config.seed, config.deterministic)
+        data = read_data(config, threads + workers)
+        if MODELS[data.config.model] in SLOW_ON_CPU and device.type == "cpu":
+            warn(f"{config.model} trains at about 0.5 images/s at 256x256 on 2 CPU cores; lraspp_mobilenet_v3_large ~8")
+        trainer = Trainer(data, world, device, pretrained=resume is None)
+        run, resumed = start_run_on_main(  # rank 0 creates (or reopens) the run; only rank 0 writes to it
+            world,
+            SEGMENT.name,
+            config_dict(data.config),
+            name=name or _default_name(data.config),
+            runs_dir=runs_dir,
+            resume=resume,
+            device=str(device),
+            seed=config.seed,
+        )
+        return from_main(trainer.fit(run, resumed, started), world)
     finally:
         leave(world)
 
 
-def _train(config: SegmentConfig, world: World, *, runs_dir: str | Path, name: str | None, resume: str | None):
-    started = time.monotonic()
-    check_config(config)
-    import torch
-
-    # threads + worker processes = cores (shared by the torchrun processes): 2 torch threads beside a busy
-    # worker on 2 cores ran 5x slower
-    workers = config.workers if config.workers is not None else dataloader_workers(None)
-    threads = set_threads(config.threads or max(1, cores_per_process(world) - workers))
-    device = join(world, resolve_device(config.device))
-    seed_everything(config.seed, config.deterministic)
-    size = parse_size(config.size)
-
+def read_data(config: SegmentConfig, threads: int) -> Data:
+    """Both splits read and checked (a val split held out of train when the data has none)."""
     layout = find_layout(config.data)
     train_pairs = list_pairs(layout, "train")
     val_pairs = list_pairs(layout, "val") if "val" in layout.splits else None
     if val_pairs is None:  # hold out every tenth image, so best.pt and early stopping have something to watch
         val_pairs, train_pairs = train_pairs[::10], [p for i, p in enumerate(train_pairs) if i % 10]
         warn(f"{layout.root}: no val split; holding out {len(val_pairs)} training images for validation")
-    classes, ignore = prepare_classes(layout, config, train_pairs, threads + workers)
+    classes, ignore = prepare_classes(layout, config, train_pairs, threads)
     config = resolve(config, layout, ignore, len(train_pairs))
-    if MODELS[config.model] in SLOW_ON_CPU and device.type == "cpu":
-        warn(f"{config.model} trains at about 0.5 images/s at 256x256 on 2 CPU cores; lraspp_mobilenet_v3_large ~8")
-
     info(
         f"reading {len(train_pairs)} training and {len(val_pairs)} validation pairs from {layout.root} ({layout.kind})"
     )
-    train_split = load_split(train_pairs, classes, len(classes), ignore, threads + config.workers)
+    train_split = load_split(train_pairs, classes, len(classes), ignore, threads)
     check_labels(train_split, classes, ignore)
-    val_split = load_split(val_pairs, classes, len(classes), ignore, threads + config.workers)
+    val_split = load_split(val_pairs, classes, len(classes), ignore, threads)
     if len(train_pairs) < config.batch_size:
         raise DataError(
             f"{layout.root}: {len(train_pairs)} training images, fewer than --batch-size {config.batch_size}"
         )
+    return Data(config, layout, classes, ignore, train_split, val_split)
 
-    mean, std = normalization(config)
-    train_set = PairDataset(
-        train_split, classes, size, mean, std, ignore, train=True, scale=config.scale, cache=config.cache
-    )
-    val_set = PairDataset(val_split, classes, size, mean, std, ignore, train=False, cache=config.cache)
-    loader_args = {"batch_size": config.batch_size, "workers": config.workers, "device": device}
-    generator = torch.Generator().manual_seed(config.seed)
-    sampler = train_sampler(train_set, world, config.seed)
-    train_loader = data_loader(
-        train_set, shuffle=True, drop_last=True, generator=generator, sampler=sampler, **loader_args
-    )
-    val_loader = data_loader(shard(val_set, world), **loader_args)
 
-    model = build_model(config, len(classes), pretrained=resume is None).to(device)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(
-            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+def train_one_epoch(
+    model, loader, criterion, optimizer, scaler, scheduler, device, config, memory_format, title: str, should_stop
+) -> tuple[Any, int, int, float]:
+    """One pass over ``loader`` (cut short when ``should_stop(steps, seconds_per_step)``): the summed loss (a
+    tensor, so CUDA is not synced every step), images seen, steps taken and seconds spent."""
+    import torch
+
+    model.train()
+    loss_sum, images_seen, steps = torch.zeros((), device=device), 0, 0
+    with progress(len(loader), title) as bar:
+        start = shown = time.monotonic()
+        for images, masks in loader:
+            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            masks = masks.to(device, non_blocking=True)
+            with autocast(device, config.amp):
+                loss = criterion(model(images), masks)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            steps += 1
+            loss_sum += loss.detach() * images.shape[0]
+            images_seen += images.shape[0]
+            if time.monotonic() - shown > 1.0:  # .item() syncs CUDA: once a second at most
+                shown = time.monotonic()
+                bar.advance(1, loss=loss_sum.item() / images_seen, lr=optimizer.param_groups[0]["lr"])
+            else:
+                bar.advance(1)
+            if should_stop(steps, (time.monotonic() - start) / steps):
+                break
+    return loss_sum, images_seen, steps, time.monotonic() - start
+
+
+class Trainer:
+    """The model, optimizer and loaders of a run, and where the run stands: epoch, step, the planned number of
+    steps (re-planned under --time-budget), the best val mIoU so far."""
+
+    def __init__(self, data: Data, world: World, device, *, pretrained: bool) -> None:
+        import torch
+
+        self.data, self.config, self.world, self.device = data, data.config, world, device
+        config, classes = data.config, data.classes
+        self.size, (self.mean, self.std) = parse_size(config.size), normalization(config)
+        common = (classes, self.size, self.mean, self.std, data.ignore)
+        train_set = PairDataset(data.train_split, *common, train=True, scale=config.scale, cache=config.cache)
+        val_set = PairDataset(data.val_split, *common, train=False, cache=config.cache)
+        loader_args = {"batch_size": config.batch_size, "workers": config.workers, "device": device}
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.sampler = train_sampler(train_set, world, config.seed)
+        self.train_loader = data_loader(
+            train_set, shuffle=True, drop_last=True, generator=self.generator, sampler=self.sampler, **loader_args
         )
-    scaler = grad_scaler(device, config.amp)
-    weights = class_weights(config.class_weights, train_split.counts)
-    criterion = SegmentationLoss(
-        config.loss, ignore, torch.tensor(weights, device=device) if weights is not None else None
-    )
-    stopper = EarlyStopping(config.patience, "max")
+        self.val_loader = data_loader(shard(val_set, world), **loader_args)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model = build_model(config, len(classes), pretrained=pretrained).to(
+            device, memory_format=self.memory_format
+        )
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        if config.optimizer == "adamw":
+            self.optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(
+                parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
+        self.scaler = grad_scaler(device, config.amp)
+        weights = class_weights(config.class_weights, data.train_split.counts)
+        self.criterion = SegmentationLoss(
+            config.loss, data.ignore, torch.tensor(weights, device=device) if weights is not None else None
+        )
+        self.stopper = EarlyStopping(config.patience, "max")
+        self.steps_per_epoch = len(self.train_loader)
+        max_epochs = config.epochs or (DEFAULT_EPOCHS if config.time_budget is None else 10**6)
+        self.max_steps = max_epochs * self.steps_per_epoch
+        # under a time budget: a first guess, re-planned after each epoch
+        self.planned = self.max_steps if config.time_budget is None else min(max_epochs, 100) * self.steps_per_epoch
+        self.budget = config.time_budget * 60 if config.time_budget else math.inf
+        self.epoch, self.step, self.elapsed_before = 0, 0, 0.0
+        self.val_time: float | None = None  # seconds one validation took, once one has run
+        self.step_time = 0.0  # seconds per training step in the current epoch
+        self.last_record: dict[str, Any] = {}
 
-    max_epochs = config.epochs or (DEFAULT_EPOCHS if config.time_budget is None else 10**6)
-    steps_per_epoch = len(train_loader)
-    meta = {
-        "class_names": classes.names,
-        "class_colors": [list(c) for c in classes.colors],
-        "class_values": classes.values,
-        "mean": list(mean),
-        "std": list(std),
-        "layout": layout.kind,
-    }
-    checkpoint_config = {**config_dict(config), **meta}
-    run, resumed = start_run_on_main(  # rank 0 creates (or reopens) the run; only rank 0 writes to it
-        world,
-        SEGMENT.name,
-        config_dict(config),
-        name=name or _default_name(config),
-        runs_dir=runs_dir,
-        resume=resume,
-        device=str(device),
-        seed=config.seed,
-    )
-    epoch, step, elapsed_before = 0, 0, 0.0
-    max_steps = max_epochs * steps_per_epoch
-    planned = max_steps if config.time_budget is None else min(max_epochs, 100) * steps_per_epoch  # steps; re-planned
-    if resumed:
-        payload = load_checkpoint(run.checkpoints / "last.pt", SEGMENT.name)
-        state = payload["state"]
-        if state["num_classes"] != len(classes):
-            raise DataError(f"{run.path}: trained for {state['num_classes']} classes, the data has {len(classes)}")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        stopper.load_state_dict(state["early_stopping"])
-        set_rng_state(state["rng"])
-        generator.set_state(state["loader_rng"])
-        epoch, step, elapsed_before = state["epoch"], state["step"], state["elapsed"]
-        if config.time_budget is not None:
-            planned = max(step, min(max_steps, state["planned_steps"]))
-        if world.is_main:
-            run.rewrite_metrics([r for r in run.read_metrics() if r.get("epoch", 0) <= epoch])
-        info(f"resuming {run.path} after epoch {epoch}")
-    net = wrap(model, world, device)  # after any resume: DDP starts every process from rank 0's weights
-    scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
-    info(
-        f"training {config.model} on {device} ({len(classes)} classes, {config.size}, batch {config.batch_size}, "
-        + (f"time budget {config.time_budget:g} min" if config.time_budget else f"{max_epochs} epochs")
-        + (f", {world.size} processes" if world.distributed else "")
-        + f") -> {run.path}"
-    )
+    def fit(self, run: Run, resumed: bool, started: float) -> TrainResult | None:
+        """Epochs until the planned steps are done (or early stopping); the result on rank 0, None elsewhere."""
+        self.run, self.started = run, started
+        if resumed:
+            self.resume()
+        self.net = wrap(self.model, self.world, self.device)  # after any resume: DDP starts from rank 0's weights
+        self.scheduler = _scheduler_at(self.config, self.optimizer, self.planned, self.steps_per_epoch, self.step)
+        config = self.config
+        info(
+            f"training {config.model} on {self.device} ({len(self.data.classes)} classes, {config.size}, batch "
+            f"{config.batch_size}, "
+            + (f"time budget {config.time_budget:g} min" if config.time_budget else f"{self.planned_epochs()} epochs")
+            + (f", {self.world.size} processes" if self.world.distributed else "")
+            + f") -> {run.path}"
+        )
+        status = "completed"
+        try:
+            while self.step < self.planned:
+                self.run_epoch()
+                if self.stopper.should_stop:
+                    info(f"early stopping: val mIoU has not improved for {config.patience} evaluations")
+                    status = "early_stopped"
+                    break
+        except KeyboardInterrupt:
+            self.save(run.checkpoints / "last.pt", self.last_record)
+            if self.world.is_main:
+                self.finish("interrupted")
+            raise
+        if not self.world.is_main:
+            return None
+        self.plot()
+        return self.finish(status)
 
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - started
+    def run_epoch(self) -> None:
+        """Train one epoch, validate when due, log its metrics row, re-plan the budget, save last.pt."""
+        import torch
 
-    def over_budget() -> bool:
-        over = elapsed() > budget - FINAL_RESERVE_S - validation_time(val_time, step_time, len(val_loader))
-        if world.distributed and budget < math.inf:  # every process must stop at the same step
-            over = bool(all_sum(torch.tensor(float(over)), world, device) > 0)
+        epoch_start = time.monotonic()
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
+        loss_sum, images_seen, steps, train_time = train_one_epoch(
+            self.net,
+            self.train_loader,
+            self.criterion,
+            self.optimizer,
+            self.scaler,
+            self.scheduler,
+            self.device,
+            self.config,
+            self.memory_format,
+            f"epoch {self.epoch + 1}/{self.planned_epochs()}",
+            self.stop_mid_epoch,
+        )
+        self.epoch, self.step = self.epoch + 1, self.step + steps
+        totals = torch.stack([loss_sum, torch.tensor(float(images_seen), device=self.device)])
+        loss_total, images_total = all_sum(totals, self.world, self.device).tolist()
+        record: dict[str, Any] = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": loss_total / max(1.0, images_total),
+            "train_images_per_s": images_total / max(train_time, 1e-9),  # all processes together
+        }
+        out_of_time = self.over_budget()
+        if self.epoch % self.config.eval_every == 0 or self.step >= self.planned or out_of_time:
+            val_start = time.monotonic()
+            data = self.data
+            record.update(
+                validate(
+                    self.model,
+                    self.val_loader,
+                    self.criterion,
+                    len(data.classes),
+                    data.ignore,
+                    self.device,
+                    self.config,
+                    self.memory_format,
+                    self.world,
+                )
+            )
+            self.val_time = time.monotonic() - val_start
+            if record["miou"] is not None and self.stopper.improved(record["miou"]):
+                record["best"] = True
+                self.save(self.run.checkpoints / "best.pt", record)
+        record["epoch_time_s"] = time.monotonic() - epoch_start
+        record["elapsed_s"] = self.elapsed()
+        if self.world.is_main:
+            self.run.log(record)
+        self.last_record = record
+        info(_describe(record, self.planned_epochs()))
+        if self.config.time_budget and self.step < self.planned:
+            self.replan(out_of_time)
+        self.save(self.run.checkpoints / "last.pt", record)
+
+    def stop_mid_epoch(self, steps: int, step_time: float) -> bool:
+        self.step_time = step_time
+        return self.step + steps >= self.planned or self.over_budget()
+
+    def replan(self, out_of_time: bool) -> None:
+        """As many more steps as the remaining time holds (rank 0's plan on every process)."""
+        more = (
+            0
+            if out_of_time
+            else steps_that_fit(
+                self.budget - self.elapsed() - FINAL_RESERVE_S,
+                self.step_time,
+                validation_time(self.val_time, self.step_time, len(self.val_loader)),
+                self.steps_per_epoch,
+                self.config.eval_every,
+            )
+        )
+        planned = from_main(min(self.max_steps, self.step + more), self.world)
+        if planned != self.planned:
+            self.planned = planned
+            self.scheduler = _scheduler_at(self.config, self.optimizer, planned, self.steps_per_epoch, self.step)
+
+    def planned_epochs(self) -> int:
+        return -(-self.planned // self.steps_per_epoch)
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def over_budget(self) -> bool:
+        import torch
+
+        val_time = validation_time(self.val_time, self.step_time, len(self.val_loader))
+        over = self.elapsed() > self.budget - FINAL_RESERVE_S - val_time
+        if self.world.distributed and self.budget < math.inf:  # every process must stop at the same step
+            over = bool(all_sum(torch.tensor(float(over)), self.world, self.device) > 0)
         return over
 
-    def save(path: Path, metrics: dict[str, Any]) -> None:
-        if not world.is_main:
-            return
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "early_stopping": stopper.state_dict(),
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "early_stopping": self.stopper.state_dict(),
             "rng": rng_state(),
-            "loader_rng": generator.get_state(),
-            "epoch": epoch,
-            "step": step,
-            "planned_steps": planned,
-            "elapsed": elapsed(),
-            "num_classes": len(classes),
+            "loader_rng": self.generator.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "planned_steps": self.planned,
+            "elapsed": self.elapsed(),
+            "num_classes": len(self.data.classes),
         }
-        save_checkpoint(path, technique=SEGMENT.name, config=checkpoint_config, state=state, metrics=metrics)
 
-    budget = config.time_budget * 60 if config.time_budget else math.inf
-    last_record: dict[str, Any] = {}
-    val_time: float | None = None  # seconds one validation took, once one has run
-    step_time = 0.0  # seconds per training step in the current epoch
+    def save(self, path: Path, metrics: dict[str, Any]) -> None:
+        """A checkpoint with the whole config plus what predict needs to read images (classes, normalisation)."""
+        if not self.world.is_main:
+            return
+        classes = self.data.classes
+        meta = {
+            "class_names": classes.names,
+            "class_colors": [list(c) for c in classes.colors],
+            "class_values": classes.values,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "layout": self.data.layout.kind,
+        }
+        config = {**config_dict(self.config), **meta}
+        save_checkpoint(path, technique=SEGMENT.name, config=config, state=self.checkpoint_state(), metrics=metrics)
 
-    status = "completed"
-    try:
-        while step < planned:
-            epoch_start, first_step = time.monotonic(), step
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            net.train()
-            loss_sum, images_seen, train_time = torch.zeros((), device=device), 0, 0.0
-            with progress(steps_per_epoch, f"epoch {epoch + 1}/{-(-planned // steps_per_epoch)}") as bar:
-                tick = shown = time.monotonic()
-                for images, masks in train_loader:
-                    images = images.to(device, non_blocking=True, memory_format=memory_format)
-                    masks = masks.to(device, non_blocking=True)
-                    with autocast(device, config.amp):
-                        loss = criterion(net(images), masks)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    scheduler.step()
-                    step += 1
-                    loss_sum += loss.detach() * images.shape[0]  # read once a second at most: .item() syncs CUDA
-                    images_seen += images.shape[0]
-                    if time.monotonic() - shown > 1.0:
-                        shown = time.monotonic()
-                        bar.advance(1, loss=loss_sum.item() / images_seen, lr=optimizer.param_groups[0]["lr"])
-                    else:
-                        bar.advance(1)
-                    step_time = (time.monotonic() - tick) / (step - first_step)
-                    if step >= planned or over_budget():
-                        break
-                train_time = time.monotonic() - tick
-            epoch += 1
-            loss_total, images_total = all_sum(
-                torch.stack([loss_sum, torch.tensor(float(images_seen), device=device)]), world, device
+    def resume(self) -> None:
+        """Continue after the checkpoint ``Run.resume_checkpoint`` names; metrics rows logged after it go."""
+        state = load_checkpoint(self.run.resume_checkpoint(), SEGMENT.name)["state"]
+        if state["num_classes"] != len(self.data.classes):
+            raise DataError(
+                f"{self.run.path}: trained for {state['num_classes']} classes, the data has {len(self.data.classes)}"
             )
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "step": step,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": loss_total.item() / max(1.0, images_total.item()),
-                "train_images_per_s": images_total.item() / max(train_time, 1e-9),  # all processes together
-            }
-            out_of_time = over_budget()
-            if epoch % config.eval_every == 0 or step >= planned or out_of_time:
-                val_start = time.monotonic()
-                record.update(
-                    validate(model, val_loader, criterion, len(classes), ignore, device, config, memory_format, world)
-                )
-                val_time = time.monotonic() - val_start
-                if record["miou"] is not None and stopper.improved(record["miou"]):
-                    record["best"] = True
-                    save(run.checkpoints / "best.pt", record)
-            record["epoch_time_s"] = time.monotonic() - epoch_start
-            record["elapsed_s"] = elapsed()
-            if world.is_main:
-                run.log(record)
-            last_record = record
-            info(_describe(record, -(-planned // steps_per_epoch)))
-            if config.time_budget and step < planned:  # re-plan: as many more steps as the remaining time holds
-                more = (
-                    0
-                    if out_of_time
-                    else steps_that_fit(
-                        budget - elapsed() - FINAL_RESERVE_S,
-                        step_time,
-                        validation_time(val_time, step_time, len(val_loader)),
-                        steps_per_epoch,
-                        config.eval_every,
-                    )
-                )
-                new_plan = from_main(min(max_steps, step + more), world)
-                if new_plan != planned:
-                    planned = new_plan
-                    scheduler = _scheduler_at(config, optimizer, planned, steps_per_epoch, step)
-            save(run.checkpoints / "last.pt", record)
-            if stopper.should_stop:
-                info(f"early stopping: val mIoU has not improved for {config.patience} evaluations")
-                status = "early_stopped"
-                break
-    except KeyboardInterrupt:
-        save(run.checkpoints / "last.pt", last_record)
-        if world.is_main:
-            _write_summary(run, "interrupted", stopper, last_record, elapsed())
-        raise
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.stopper.load_state_dict(state["early_stopping"])
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["loader_rng"])
+        self.epoch, self.step, self.elapsed_before = state["epoch"], state["step"], state["elapsed"]
+        if self.config.time_budget is not None:
+            self.planned = max(self.step, min(self.max_steps, state["planned_steps"]))
+        if self.world.is_main:
+            self.run.keep_metrics_until("epoch", self.epoch)
+        info(f"resuming {self.run.path} after epoch {self.epoch}")
 
-    if not world.is_main:
-        return None
-    _finish_plots(run, model, val_split, classes, config, device, size, mean, std, ignore, memory_format)
-    summary = _write_summary(run, status, stopper, last_record, elapsed())
+    def plot(self) -> None:
+        data = self.data
+        _finish_plots(
+            self.run,
+            self.model,
+            data.val_split,
+            data.classes,
+            self.config,
+            self.device,
+            self.size,
+            self.mean,
+            self.std,
+            data.ignore,
+            self.memory_format,
+        )
+
+    def finish(self, status: str) -> TrainResult:
+        """summary.json through ``Run.finish``: best val mIoU is the headline."""
+        records = self.run.read_metrics()
+        best = next((r for r in records if r.get("best") and r.get("miou") == self.stopper.best), {})
+        return self.run.finish(
+            status,
+            {"metric": "val_miou", "value": self.stopper.best},
+            best={k: best.get(k) for k in ("epoch", "miou", "pixel_accuracy", "val_loss")},
+            final=self.last_record,
+            wall_time_s=self.elapsed(),
+            best_checkpoint="checkpoints/best.pt",
+            epochs=self.epoch,
+            train_images_per_s=_median([r["train_images_per_s"] for r in records]),
+        )
+
+
+def result_line(result: TrainResult) -> dict[str, Any]:
+    """What ``mltk segment train`` prints: the run and its headline numbers, from the summary."""
+    summary, best = result.summary, result.summary.get("best") or {}
     return {
-        "run_dir": str(run.path),
-        "best_val_miou": summary["best"].get("miou"),
-        "best_epoch": summary["best"].get("epoch"),
-        "val_pixel_accuracy": summary["best"].get("pixel_accuracy"),
-        "epochs": epoch,
-        "train_images_per_s": _median([r["train_images_per_s"] for r in run.read_metrics()]),
-        "wall_time_s": round(elapsed(), 1),
+        "run_dir": str(result.run_dir),
+        "best_val_miou": best.get("miou"),
+        "best_epoch": best.get("epoch"),
+        "val_pixel_accuracy": best.get("pixel_accuracy"),
+        "epochs": summary.get("epochs"),
+        "train_images_per_s": summary.get("train_images_per_s"),
+        "wall_time_s": summary.get("wall_time_s"),
     }
 
 
@@ -503,20 +622,6 @@ def _finish_plots(run: Run, model, val_split, classes, config, device, size, mea
             examples.append((shown.permute(1, 2, 0).numpy(), mask.numpy(), logits.argmax(1)[0].cpu().numpy()))
     if examples:
         plot_examples(run.plots / "val_examples.png", examples, classes.colors, ignore, title="validation (best.pt)")
-
-
-def _write_summary(run: Run, status: str, stopper: EarlyStopping, last: dict[str, Any], wall: float) -> dict:
-    best = next((r for r in run.read_metrics() if r.get("best") and r.get("miou") == stopper.best), {})
-    summary = {
-        "status": status,
-        "headline": {"metric": "val_miou", "value": stopper.best},
-        "best": {k: best.get(k) for k in ("epoch", "miou", "pixel_accuracy", "val_loss")},
-        "final": last,
-        "wall_time_s": round(wall, 2),
-        "best_checkpoint": str(run.checkpoints / "best.pt"),
-    }
-    run.write_summary(summary)
-    return summary
 
 
 def _describe(record: dict[str, Any], planned: int) -> str:
