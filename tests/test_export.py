@@ -189,17 +189,19 @@ def test_transfer_onnx_takes_raw_pixels_and_predicts_like_transfer_predict(mltk,
     assert json.loads(meta["normalization"])["inside_graph"] is True
     _parity_passed(_export(mltk, transfer_run, "torchscript"), "real", "random")
 
-    from mltoolkit.export.transfer import onnx_classifier
+    # predict --backend onnxruntime classifies like torch, from the CLI and the Python API alike
+    from mltoolkit import transfer
     from mltoolkit.transfer.data import load_rgb
 
-    data = json.loads((transfer_run / "config.json").read_text())["data"]
-    plain = list(csv.DictReader(io.StringIO(ok(mltk("transfer", "predict", transfer_run, Path(data) / "val")).stdout)))
-    clf = onnx_classifier(transfer_run)
-    pixels = torch.stack([clf.transform(load_rgb(row["path"])) for row in plain])
-    assert pixels.dtype == torch.uint8
-    probabilities = clf.logits(pixels).softmax(1)
-    assert [clf.classes[i] for i in probabilities.argmax(1)] == [row["label"] for row in plain]
-    assert np.allclose(probabilities.max(1).values, [float(row["probability"]) for row in plain], atol=1e-5)
+    val = Path(json.loads((transfer_run / "config.json").read_text())["data"]) / "val"
+    plain = ok(mltk("transfer", "predict", transfer_run, val, "--format", "jsonl")).jsonl()
+    served = ok(mltk("transfer", "predict", transfer_run, val, "--format", "jsonl", "--backend", "onnxruntime")).jsonl()
+    assert [r["path"] for r in served] == [r["path"] for r in plain]
+    _same_predictions(served, plain, "label", "probability")
+    classifier = transfer.load(transfer_run, backend="onnxruntime")
+    assert classifier.transform(load_rgb(plain[0]["path"])).dtype == torch.uint8  # the graph normalises itself
+    assert classifier.metadata() == transfer.load(transfer_run).metadata()
+    _same_predictions(classifier.predict([r["path"] for r in plain]), plain, "label", "probability")
 
 
 # ------------------------------------------------------------------------------------------- segment

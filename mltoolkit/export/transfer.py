@@ -21,13 +21,13 @@ SAMPLE = 8  # real images for the parity check
 
 
 def load(run_dir: Path) -> Any:
-    """The run's classifier from ``best.pt`` (the one line to change for the coming ``transfer.load(run)``)."""
-    from mltoolkit.transfer.classifier import load_classifier
+    """The run's torch classifier from ``best.pt``, on the CPU (where the exporter traces it)."""
+    from mltoolkit import transfer
 
     best = run_dir / "checkpoints" / "best.pt"
     if not best.is_file():
         raise DataError(f"{run_dir}: no checkpoints/best.pt (unfinished run); nothing to export yet")
-    return load_classifier(str(best), run_dir.parent, device="cpu")
+    return transfer.load(best, device="cpu").classifier
 
 
 def pixel_transform(pre: Any) -> Any:
@@ -73,25 +73,34 @@ def sample_images(data: str | None, transform: Any, count: int) -> np.ndarray:
 
 @dataclass
 class OnnxClassifier:
-    """What ``transfer predict`` needs, run by ONNX Runtime: the file-to-pixels transform and the logits."""
+    """What ``transfer.load``'s predictor reads from a ``Classifier`` (``transform``, ``logits``, ``classes``,
+    ``pre``, ``config``, ``run_dir``), run by ONNX Runtime: the transform stops at uint8 pixels, since the
+    graph scales and normalises them itself."""
 
     function: OnnxFunction
     classes: list[str]
-    transform: Any  # PIL image -> uint8 tensor (3, crop, crop)
+    pre: Any  # transfer.data.Preprocessing, from the file's metadata
+    config: dict[str, Any]
+    run_dir: Path | None
+
+    @property
+    def transform(self) -> Any:
+        """Image -> uint8 tensor (3, crop, crop), the graph's input."""
+        return pixel_transform(self.pre)
 
     def logits(self, pixels: Any) -> Any:
-        """A stacked uint8 batch (torch tensor) -> float logits as a torch tensor, like ``clf.model(images)``."""
+        """A stacked uint8 batch (torch tensor) -> float logits as a torch tensor, like ``Classifier.logits``."""
         import torch
 
         return torch.from_numpy(self.function(np.ascontiguousarray(pixels.numpy())))
 
 
 def onnx_classifier(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxClassifier:
-    """The run's newest ONNX export, with the transform that makes its input from an image file."""
+    """The run's newest ONNX export as a drop-in for ``transfer.classifier.load_classifier(run, runs_dir)``."""
     from mltoolkit.transfer.data import Preprocessing
 
-    _, function = open_export(run, runs_dir, TRANSFER.name, threads)
+    run_dir, function = open_export(run, runs_dir, TRANSFER.name, threads)
     meta = function.metadata
     norm = meta["normalization"]
     pre = Preprocessing(meta["crop_size"], meta["resize_size"], norm["mean"], norm["std"], meta["interpolation"])
-    return OnnxClassifier(function, list(meta["class_names"]), pixel_transform(pre))
+    return OnnxClassifier(function, list(meta["class_names"]), pre, {"model": meta["model"]}, run_dir)

@@ -30,6 +30,22 @@ class Classifier:
     def amp(self) -> bool:
         return self.device.type == "cuda"
 
+    @property
+    def transform(self) -> Any:
+        """Image -> the model's input: resized, centre-cropped, scaled and normalised (float CHW)."""
+        from mltoolkit.transfer.data import eval_transform
+
+        return eval_transform(self.pre)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits (float32, on the CPU) of a stacked batch of ``transform``'s outputs."""
+        import torch
+
+        from mltoolkit.core.training import autocast
+
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            return self.model(images.to(self.device)).float().cpu()
+
 
 def load_classifier(ref: str, runs_dir: str | Path, device: str = "auto") -> Classifier:
     """``ref``: a run (its ``best.pt``) or a checkpoint file; the model is rebuilt without downloading."""

@@ -13,6 +13,7 @@ import typer
 
 from mltoolkit.core import options
 from mltoolkit.core.params import config_options
+from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.config import TransferConfig
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ Workers = Annotated[
     typer.Option("--workers", help="DataLoader worker processes. \\[default: one per spare core, at most 8]"),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch.")]
+Backend = options.backend_option(TRANSFER.backends)
 
 
 @config_options(TransferConfig)
@@ -123,6 +125,7 @@ def predict_command(
     device: options.Device = None,
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),
+    backend: Backend = TRANSFER.backends[0],
     quiet: options.Quiet = False,
 ) -> None:
     """Classify images: one record per image on stdout (or --output), batched."""
@@ -135,7 +138,7 @@ def predict_command(
         raise UsageError("give image files, folders, or - to read paths from stdin")
     count = predict_files(
         run, inputs, runs_dir=runs_dir, output=output, fmt=fmt, top_k=top_k, batch_size=batch_size,
-        device=device or "auto", threads=threads, strict=strict,
+        device=device or "auto", threads=threads, strict=strict, backend=backend,
     )  # fmt: skip
     info(f"{count} images classified")
 

@@ -16,26 +16,39 @@ from typing import TYPE_CHECKING, Any
 
 from mltoolkit import __version__
 from mltoolkit.core.errors import DataError
-from mltoolkit.techniques import TRANSFER
+from mltoolkit.techniques import ONNXRUNTIME, TRANSFER
 from mltoolkit.transfer.classifier import Classifier, check_counts
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from mltoolkit.export.transfer import OnnxClassifier
+
 EXPECTED = "an image file path, encoded image bytes (PNG, JPEG...), an HxWx3 uint8 array or a PIL image"
 
 
 def load(
-    run: str | Path, *, runs_dir: str | Path = "runs", device: str = "auto", threads: int | None = None
+    run: str | Path,
+    *,
+    runs_dir: str | Path = "runs",
+    device: str = "auto",
+    threads: int | None = None,
+    backend: str = TRANSFER.backends[0],
 ) -> ImageClassifier:
     """The best model of a run (a run directory, ``latest``, a name under ``runs_dir``, or a checkpoint alone).
 
-    ``threads``: torch's CPU threads (None leaves them as they are).
+    ``threads``: torch's CPU threads (None leaves them as they are). ``backend``: ``torch`` (default), or
+    ``onnxruntime`` to classify through the run's ONNX export on the CPU, so the same predict tests the file
+    that ships (docs/export.md).
     """
     from mltoolkit.core.device import set_threads
     from mltoolkit.transfer.classifier import load_classifier
 
     set_threads(threads)
+    if TRANSFER.check_backend(backend) == ONNXRUNTIME:
+        from mltoolkit.export.transfer import onnx_classifier
+
+        return ImageClassifier(onnx_classifier(run, runs_dir, threads))
     return ImageClassifier(load_classifier(str(run), runs_dir, device))
 
 
@@ -44,20 +57,17 @@ class ImageClassifier:
 
     technique = TRANSFER.name
 
-    def __init__(self, classifier: Classifier) -> None:
+    def __init__(self, classifier: Classifier | OnnxClassifier) -> None:
         from mltoolkit.core.device import available_cores
-        from mltoolkit.transfer.data import eval_transform
 
         self.classifier, self.run_dir = classifier, classifier.run_dir
-        self.transform = eval_transform(classifier.pre)
+        self.transform = classifier.transform
         # resizing releases the GIL: a batch's images are prepared in parallel
         self.pool = ThreadPoolExecutor(max(1, available_cores()), thread_name_prefix="mltk-transfer")
 
     def predict(self, batch: Sequence[Any], *, top_k: int | None = None) -> list[dict[str, Any]]:
         """One record per image, in order; a record that is not an image is a ``DataError`` naming it."""
         import torch
-
-        from mltoolkit.core.training import autocast
 
         check_counts(top_k=top_k)
         if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
@@ -66,8 +76,7 @@ class ImageClassifier:
             return []
         clf = self.classifier
         tensors = list(self.pool.map(lambda item: self.transform(to_rgb(*item)), enumerate(batch)))
-        with torch.inference_mode(), autocast(clf.device, clf.amp):
-            probabilities = clf.model(torch.stack(tensors).to(clf.device)).float().softmax(1).cpu()
+        probabilities = clf.logits(torch.stack(tensors)).softmax(1)
         top_p, top_i = probabilities.topk(min(top_k or 1, len(clf.classes)), dim=1)
         records = []
         for record, p, i in zip(batch, top_p.tolist(), top_i.tolist()):
@@ -131,6 +140,7 @@ def predict_files(
     device: str = "auto",
     threads: int | None = None,
     strict: bool = False,
+    backend: str = TRANSFER.backends[0],
 ) -> int:
     """``mltk transfer predict``: classify image files, folders or paths read from stdin (``-``), in batches,
     through ``ImageClassifier.predict``; write one record per image; return the count.
@@ -146,7 +156,7 @@ def predict_files(
     check_counts(top_k=top_k, batch_size=batch_size)
     if output is not None and Path(output).is_dir():
         raise DataError(f"{output}: is a directory; --output takes a file name")
-    classifier = load(run, runs_dir=runs_dir, device=device, threads=threads)
+    classifier = load(run, runs_dir=runs_dir, device=device, threads=threads, backend=backend)
     count, seen = 0, 0
     unread: list[tuple[str, str]] = []  # skipped before the first classified image
     with RecordWriter(output, fmt or ("jsonl" if top_k else "csv")) as writer:
