@@ -3,6 +3,8 @@
 The replay memory and the networks are allocated whole when training starts, so a ``--buffer-size``
 or ``--hidden`` too big for the machine would end in an allocation error, or the kernel's OOM killer,
 after the run directory exists. Refused up front instead (exit 3), naming the largest value that fits.
+A frame memory (``frames.FrameReplay``, one uint8 frame per transition) is checked the same way: it is
+memory-mapped, but sampling reads all of it, so a full one needs its size in memory.
 """
 
 from __future__ import annotations
