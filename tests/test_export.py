@@ -156,15 +156,19 @@ def test_rl_onnx_and_torchscript_match_the_policy(mltk, rl_run):
     _same_predictions(agent.predict(list(seen), q_values=True), plain, "action", "q_values")
 
 
-def test_predict_backend_needs_an_export_and_the_extra(mltk, rl_run, tmp_path, monkeypatch):
-    help_text = ok(mltk("rl", "predict", "--help")).stdout
-    assert "--backend" in help_text and "torch, onnxruntime" in help_text
-    assert mltk("rl", "predict", rl_run, "--backend", "tensorrt", input="[0, 0, 0, 0]\n").exit_code == 2
+@pytest.mark.parametrize("technique", ["rl", "transfer"])
+def test_predict_backend_needs_an_export_and_the_extra(mltk, request, technique, tmp_path, monkeypatch):
+    from mltoolkit.techniques import get
 
-    bare = Path(shutil.copytree(rl_run, tmp_path / "bare", ignore=shutil.ignore_patterns("export*")))
-    fails(mltk("rl", "predict", bare, "--backend", "onnxruntime", input="[0, 0, 0, 0]\n"), 3, "mltk export", "onnx")
+    help_text = " ".join(ok(mltk(technique, "predict", "--help")).stdout.replace("│", " ").split())
+    assert f"--backend <str> What runs the model, one of: {get(technique).backends[0]}, onnxruntime." in help_text
+    run = request.getfixturevalue(f"{technique}_run")
+    assert mltk(technique, "predict", run, "-", "--backend", "tensorrt").exit_code == 2
+
+    bare = Path(shutil.copytree(run, tmp_path / "bare", ignore=shutil.ignore_patterns("export*")))
+    fails(mltk(technique, "predict", bare, "-", "--backend", "onnxruntime"), 3, f"mltk export {bare} --format onnx")
     monkeypatch.setattr("mltoolkit.export.deps.find_spec", lambda name: None)
-    fails(mltk("rl", "predict", bare, "--backend", "onnxruntime"), 4, "pip install 'mltk[export]'")
+    fails(mltk(technique, "predict", bare, "-", "--backend", "onnxruntime"), 4, "pip install 'mltk[export]'")
 
 
 def test_rl_fixed_batch_and_half(mltk, rl_run, tmp_path):
