@@ -156,19 +156,21 @@ def test_rl_onnx_and_torchscript_match_the_policy(mltk, rl_run):
     _same_predictions(agent.predict(list(seen), q_values=True), plain, "action", "q_values")
 
 
-@pytest.mark.parametrize("technique", ["rl", "transfer"])
+@pytest.mark.parametrize("technique", ["rl", "transfer", "segment"])
 def test_predict_backend_needs_an_export_and_the_extra(mltk, request, technique, tmp_path, monkeypatch):
     from mltoolkit.techniques import get
 
     help_text = " ".join(ok(mltk(technique, "predict", "--help")).stdout.replace("│", " ").split())
     assert f"--backend <str> What runs the model, one of: {get(technique).backends[0]}, onnxruntime." in help_text
     run = request.getfixturevalue(f"{technique}_run")
-    assert mltk(technique, "predict", run, "-", "--backend", "tensorrt").exit_code == 2
+    inputs = ["-", "-o", tmp_path / "masks"] if technique == "segment" else ["-"]
+    assert mltk(technique, "predict", run, *inputs, "--backend", "tensorrt").exit_code == 2
 
     bare = Path(shutil.copytree(run, tmp_path / "bare", ignore=shutil.ignore_patterns("export*")))
-    fails(mltk(technique, "predict", bare, "-", "--backend", "onnxruntime"), 3, f"mltk export {bare} --format onnx")
+    onnx = (technique, "predict", bare, *inputs, "--backend", "onnxruntime")
+    fails(mltk(*onnx), 3, f"mltk export {bare} --format onnx")
     monkeypatch.setattr("mltoolkit.export.deps.find_spec", lambda name: None)
-    fails(mltk(technique, "predict", bare, "-", "--backend", "onnxruntime"), 4, "pip install 'mltk[export]'")
+    fails(mltk(*onnx), 4, "pip install 'mltk[export]'")
 
 
 def test_rl_fixed_batch_and_half(mltk, rl_run, tmp_path):
@@ -211,9 +213,8 @@ def test_transfer_onnx_takes_raw_pixels_and_predicts_like_transfer_predict(mltk,
 # ------------------------------------------------------------------------------------------- segment
 
 
-def test_segment_scores_onnx_labels_torchscript_and_masks_like_segment_predict(mltk, segment_run):
+def test_segment_scores_onnx_labels_torchscript_and_masks_like_segment_predict(mltk, segment_run, tmp_path):
     import torch
-    import torch.nn.functional as F
 
     entry = _export(mltk, segment_run, "onnx")
     _parity_passed(entry, "real", "random")
@@ -224,17 +225,21 @@ def test_segment_scores_onnx_labels_torchscript_and_masks_like_segment_predict(m
     traced = torch.jit.load(labels["file"])
     assert traced(torch.zeros(1, 3, 48, 64, dtype=torch.uint8)).shape == (1, 48, 64)
 
-    from mltoolkit.export.segment import onnx_segmenter
+    # predict --backend onnxruntime segments like torch, from the Python API and the CLI alike
+    from mltoolkit import segment
     from mltoolkit.segment.data import open_image
-    from mltoolkit.segment.inference import load_trained, predict_masks
 
-    data = Path(json.loads((segment_run / "config.json").read_text())["data"])
-    images = [open_image(p) for p in sorted((data / "val" / "images").iterdir())]
-    expected = list(predict_masks(load_trained(str(segment_run), segment_run.parent, "cpu"), images))
-    scores = onnx_segmenter(segment_run).scores(images)
-    for image, score, mask in zip(images, scores, expected):
-        full = F.interpolate(score[None], size=(image.height, image.width), mode="bilinear", align_corners=False)
-        assert (full.argmax(1)[0].numpy() == mask).mean() > 0.999
+    val = Path(json.loads((segment_run / "config.json").read_text())["data"]) / "val" / "images"
+    images = [open_image(p) for p in sorted(val.iterdir())]
+    native, onnx = segment.load(segment_run), segment.load(segment_run, backend="onnxruntime")
+    assert onnx.metadata() == native.metadata()
+    for got, expected in zip(onnx.predict(images), native.predict(images), strict=True):
+        assert got["mask"].shape == expected["mask"].shape and (got["mask"] == expected["mask"]).mean() > 0.999
+    plain = ok(mltk("segment", "predict", segment_run, val, "-o", tmp_path / "torch")).jsonl()
+    served = ok(mltk("segment", "predict", segment_run, val, "-o", tmp_path / "onnx", "--backend", "onnxruntime"))
+    for got, expected in zip(served.jsonl(), plain, strict=True):
+        assert [got[k] for k in ("image", "width", "height")] == [expected[k] for k in ("image", "width", "height")]
+        assert np.allclose(list(got["fractions"].values()), list(expected["fractions"].values()), atol=1e-3)
 
 
 # --------------------------------------------------------------------------------------------- boost

@@ -22,13 +22,13 @@ SAMPLE = 4  # real validation images for the parity check
 
 
 def load(run_dir: Path) -> Any:
-    """The run's model from ``best.pt`` (the one line to change for the coming ``segment.load(run)``)."""
-    from mltoolkit.segment.inference import load_trained
+    """The run's torch model from ``best.pt``, on the CPU (where the exporter traces it)."""
+    from mltoolkit import segment
 
     best = run_dir / "checkpoints" / "best.pt"
     if not best.is_file():
         raise DataError(f"{run_dir}: no checkpoints/best.pt (unfinished run); nothing to export yet")
-    return load_trained(str(best), run_dir.parent, device="cpu")
+    return segment.load(best, device="cpu").trained
 
 
 def pixels(image: Any, size: tuple[int, int]) -> np.ndarray:
@@ -78,13 +78,17 @@ def sample_images(data: str | None, size: tuple[int, int], count: int) -> np.nda
 
 @dataclass
 class OnnxSegmenter:
-    """What ``segment predict`` needs, run by ONNX Runtime: class scores at the training size."""
+    """What ``segment.load``'s predictor reads from a ``Trained`` (``scores``, ``config``, ``classes``,
+    ``run_dir``), run by ONNX Runtime: class scores at the training size."""
 
     function: OnnxFunction
     size: tuple[int, int]  # (height, width) the graph takes
+    config: Any  # the run's SegmentConfig
+    classes: Any  # segment.data.Classes, from the file's metadata
+    run_dir: Path
 
     def scores(self, images: list[Any]) -> Any:
-        """PIL images -> float scores (N, classes, H, W) as a torch tensor, like ``model(batch)["out"]``."""
+        """PIL images -> float scores (N, classes, H, W) as a torch tensor, like ``Trained.scores``."""
         import torch
 
         return torch.from_numpy(self.function(np.stack([pixels(image, self.size) for image in images])))
@@ -92,6 +96,13 @@ class OnnxSegmenter:
 
 def onnx_segmenter(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxSegmenter:
     """The newest ONNX export of class scores (not ``--labels``: predict upsamples scores before the argmax)."""
-    _, function = open_export(run, runs_dir, SEGMENT.name, threads)
-    _, _, height, width = function.metadata["input_shape"]
-    return OnnxSegmenter(function, (int(height), int(width)))
+    from mltoolkit.core.io import read_json
+    from mltoolkit.segment.data import Classes
+    from mltoolkit.segment.inference import saved_config
+
+    run_dir, function = open_export(run, runs_dir, SEGMENT.name, threads)
+    meta = function.metadata
+    _, _, height, width = meta["input_shape"]
+    classes = Classes(meta["class_names"], [tuple(c) for c in meta["class_colors"]])
+    config = saved_config(read_json(run_dir / "config.json"))
+    return OnnxSegmenter(function, (int(height), int(width)), config, classes, run_dir)

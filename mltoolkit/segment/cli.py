@@ -16,6 +16,7 @@ app = typer.Typer(
     help="Semantic segmentation with fully convolutional networks (torchvision FCN, DeepLabV3, LRASPP).",
     no_args_is_help=True,
 )
+Backend = options.backend_option(SEGMENT.backends)
 
 
 def _opt(help_text: str, *names: str) -> typer.models.OptionInfo:
@@ -108,6 +109,7 @@ def predict_command(
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),
     fmt: Annotated[str, typer.Option("--format", help="jsonl (the masks themselves are PNG files).")] = "jsonl",
+    backend: Backend = SEGMENT.backends[0],
     quiet: options.Quiet = False,
 ) -> None:
     """Write one mask PNG per image (same size as the image); print one JSON line per image."""
@@ -125,5 +127,6 @@ def predict_command(
         device=device or "auto",
         threads=threads,
         batch_size=batch_size,
+        backend=backend,
     ):
         emit_json(record)

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from mltoolkit.export.segment import OnnxSegmenter
+
 
 @dataclass
 class Trained:
@@ -40,6 +42,21 @@ class Trained:
     device: torch.device
     run_dir: Path | None
     checkpoint: Path
+
+    def scores(self, images: list[Image.Image]) -> torch.Tensor:
+        """Class scores (N, classes, H, W) at the training size: each image resized (bilinear), scaled and
+        normalised, as the ONNX export does inside its graph."""
+        import torch
+        from PIL import Image
+
+        height, width = parse_size(self.config.size)
+        tensors = []
+        for image in images:
+            resized = image.convert("RGB").resize((width, height), Image.BILINEAR)
+            pixels = torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1).float().div_(255)
+            tensors.append(normalize(pixels, self.mean, self.std))
+        with torch.inference_mode():
+            return self.model(torch.stack(tensors).to(self.device))["out"].float()
 
 
 def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: int | None = None) -> Trained:
@@ -55,8 +72,7 @@ def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: 
         run_dir = path.parent.parent
     payload = load_checkpoint(path, SEGMENT.name)
     saved = payload["config"]
-    known = {f.name for f in fields(SegmentConfig)}
-    config = SegmentConfig(**{k: tuple(v) if k == "scale" else v for k, v in saved.items() if k in known})
+    config = saved_config(saved)
     classes = Classes(saved["class_names"], [tuple(c) for c in saved["class_colors"]], values=saved.get("class_values"))
     target = resolve_device(device)
     model = build_model(config, len(classes), pretrained=False)
@@ -78,6 +94,12 @@ def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: 
     )
 
 
+def saved_config(saved: dict[str, Any]) -> SegmentConfig:
+    """The ``SegmentConfig`` of a checkpoint's or config.json's dict (keys that are not fields left out)."""
+    known = {f.name for f in fields(SegmentConfig)}
+    return SegmentConfig(**{k: tuple(v) if k == "scale" else v for k, v in saved.items() if k in known})
+
+
 def check_batch_size(batch_size: int | None) -> None:
     """``--batch-size`` of evaluate and predict: None means the run's own; below 1 is refused, not replaced."""
     if batch_size is not None and batch_size < 1:
@@ -85,7 +107,7 @@ def check_batch_size(batch_size: int | None) -> None:
 
 
 def predict_masks(
-    trained: Trained, images: Iterable[Image.Image], batch_size: int | None = None
+    trained: Trained | OnnxSegmenter, images: Iterable[Image.Image], batch_size: int | None = None
 ) -> Iterator[np.ndarray]:
     """Class-index masks (H, W) at each image's own size, batched at the training resolution."""
     batch: list[Image.Image] = []
@@ -98,22 +120,13 @@ def predict_masks(
         yield from _predict_batch(trained, batch)
 
 
-def _predict_batch(trained: Trained, images: list[Image.Image]) -> list[np.ndarray]:
+def _predict_batch(trained: Trained | OnnxSegmenter, images: list[Image.Image]) -> list[np.ndarray]:
     import torch
     import torch.nn.functional as F
-    from PIL import Image
 
-    height, width = parse_size(trained.config.size)
-    tensors = []
-    for image in images:
-        resized = image.convert("RGB").resize((width, height), Image.BILINEAR)
-        pixels = torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1).float().div_(255)
-        tensors.append(normalize(pixels, trained.mean, trained.std))
-    batch = torch.stack(tensors).to(trained.device)
     masks = []
     with torch.inference_mode():
-        logits = trained.model(batch)["out"].float()
-        for scores, image in zip(logits, images):
+        for scores, image in zip(trained.scores(images), images):
             full = F.interpolate(scores[None], size=(image.height, image.width), mode="bilinear", align_corners=False)
             masks.append(full.argmax(1)[0].to(torch.uint8).cpu().numpy())  # 8-bit masks: at most 256 classes
     return masks

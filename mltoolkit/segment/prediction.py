@@ -21,10 +21,12 @@ from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.segment.config import parse_size
 from mltoolkit.segment.data import list_images, open_image
 from mltoolkit.segment.inference import Trained, check_batch_size, class_fractions, load_trained, predict_masks
-from mltoolkit.techniques import SEGMENT
+from mltoolkit.techniques import ONNXRUNTIME, SEGMENT
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from mltoolkit.export.segment import OnnxSegmenter
 
 EXPECTED = "an image file path, encoded image bytes (PNG, JPEG...), an HxWx3 uint8 array or a PIL image"
 
@@ -36,13 +38,19 @@ def load(
     device: str = "auto",
     threads: int | None = None,
     batch_size: int | None = None,
+    backend: str = SEGMENT.backends[0],
 ) -> Segmenter:
     """The best model of a run (a run directory, ``latest``, a name under ``runs_dir``, or a checkpoint alone).
 
     ``threads``: torch's CPU threads (None leaves them as they are); ``batch_size``: images per forward
-    pass (None: the run's).
+    pass (None: the run's). ``backend``: ``torch`` (default), or ``onnxruntime`` to segment through the
+    run's ONNX export on the CPU, so the same predict tests the file that ships (docs/export.md).
     """
     check_batch_size(batch_size)
+    if SEGMENT.check_backend(backend) == ONNXRUNTIME:
+        from mltoolkit.export.segment import onnx_segmenter
+
+        return Segmenter(onnx_segmenter(run, runs_dir, threads), batch_size)
     return Segmenter(load_trained(str(run), runs_dir, device, threads), batch_size)
 
 
@@ -51,7 +59,7 @@ class Segmenter:
 
     technique = SEGMENT.name
 
-    def __init__(self, trained: Trained, batch_size: int | None = None) -> None:
+    def __init__(self, trained: Trained | OnnxSegmenter, batch_size: int | None = None) -> None:
         self.trained, self.run_dir = trained, trained.run_dir
         self.batch_size = batch_size or trained.config.batch_size
 
@@ -119,6 +127,7 @@ def predict_files(
     device: str = "auto",
     threads: int | None = None,
     batch_size: int | None = None,
+    backend: str = SEGMENT.backends[0],
 ) -> Iterator[dict[str, Any]]:
     """``mltk segment predict``: masks through ``Segmenter.predict``, one batch at a time; yields each image's
     record (its ``mask`` and ``overlay`` the PNG files written) as soon as its batch is done."""
@@ -130,7 +139,7 @@ def predict_files(
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise DataError(f"--output {output}: a file; predict writes one mask per image into a folder")
-    segmenter = load(run, runs_dir=runs_dir, device=device, threads=threads, batch_size=batch_size)
+    segmenter = load(run, runs_dir=runs_dir, device=device, threads=threads, batch_size=batch_size, backend=backend)
     images = read_sources(sources)
     make_folder(output)
     colors = segmenter.trained.classes.colors
