@@ -9,7 +9,6 @@ PNG files it wrote.
 
 from __future__ import annotations
 
-import io
 import sys
 from collections.abc import Iterator, Sequence
 from itertools import islice
@@ -18,17 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from mltoolkit import __version__
 from mltoolkit.core.errors import DataError, UsageError
+from mltoolkit.core.images import EXPECTED, to_rgb
 from mltoolkit.segment.config import parse_size
 from mltoolkit.segment.data import list_images, open_image
 from mltoolkit.segment.inference import Trained, check_batch_size, class_fractions, load_trained, predict_masks
 from mltoolkit.techniques import ONNXRUNTIME, SEGMENT
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from mltoolkit.export.segment import OnnxSegmenter
-
-EXPECTED = "an image file path, encoded image bytes (PNG, JPEG...), an HxWx3 uint8 array or a PIL image"
 
 
 def load(
@@ -91,29 +87,6 @@ class Segmenter:
             "input": EXPECTED,  # back at each image's own size
             "output": ["width", "height", "fractions", "mask"],
         }
-
-
-def to_rgb(index: int, record: Any) -> Image.Image:
-    """One record of ``predict`` decoded to an RGB image, or a one-line ``DataError`` naming it."""
-    import numpy as np
-    from PIL import Image
-
-    if isinstance(record, Image.Image):
-        return record.convert("RGB")
-    if isinstance(record, np.ndarray) and record.dtype == np.uint8 and record.ndim == 3 and record.shape[2] == 3:
-        return Image.fromarray(record)
-    if isinstance(record, (str, Path, bytes, bytearray)):
-        source = io.BytesIO(record) if isinstance(record, (bytes, bytearray)) else Path(record)
-        shown = f"{record}: " if isinstance(record, (str, Path)) else ""
-        if isinstance(source, Path) and not source.is_file():
-            raise DataError(f"record {index}: {shown}file not found")
-        try:
-            with Image.open(source) as image:
-                return image.convert("RGB")
-        except Exception as exc:  # Pillow raises many types for bad bytes or files: each means "not an image"
-            raise DataError(f"record {index}: {shown}not a readable image ({type(exc).__name__})") from None
-    kind = f"array of {record.dtype} {record.shape}" if isinstance(record, np.ndarray) else type(record).__name__
-    raise DataError(f"record {index}: expected {EXPECTED}; got {kind}")
 
 
 def predict_files(

@@ -7,7 +7,6 @@ classes when asked: exactly the lines ``mltk transfer predict --format jsonl`` p
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltoolkit import __version__
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.images import EXPECTED, to_rgb
 from mltoolkit.techniques import ONNXRUNTIME, TRANSFER
 from mltoolkit.transfer.classifier import Classifier, check_counts
 
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from mltoolkit.export.transfer import OnnxClassifier
-
-EXPECTED = "an image file path, encoded image bytes (PNG, JPEG...), an HxWx3 uint8 array or a PIL image"
 
 
 def load(
@@ -101,31 +99,6 @@ class ImageClassifier:
             "output": ["label", "probability", "top_k"],
             "options": {"top_k": None},
         }
-
-
-def to_rgb(index: int, record: Any) -> Image.Image:
-    """One record of ``predict`` decoded to an RGB image, or a one-line ``DataError`` naming it."""
-    import numpy as np
-    from PIL import Image
-
-    from mltoolkit.transfer.data import load_rgb
-
-    try:
-        if isinstance(record, (str, Path)):
-            return load_rgb(str(record))
-        if isinstance(record, (bytes, bytearray)):
-            return load_rgb(io.BytesIO(record))
-        if isinstance(record, Image.Image):
-            return record.convert("RGB")
-    except FileNotFoundError:
-        raise DataError(f"record {index}: {record}: file not found") from None
-    except Exception as exc:  # Pillow raises many types for bad bytes or files: each means "not an image"
-        shown = f"{record}: " if isinstance(record, (str, Path)) else ""
-        raise DataError(f"record {index}: {shown}not a readable image ({type(exc).__name__})") from None
-    if isinstance(record, np.ndarray) and record.dtype == np.uint8 and record.ndim == 3 and record.shape[2] == 3:
-        return Image.fromarray(record)
-    kind = f"array of {record.dtype} {record.shape}" if isinstance(record, np.ndarray) else type(record).__name__
-    raise DataError(f"record {index}: expected {EXPECTED}; got {kind}")
 
 
 def predict_files(
