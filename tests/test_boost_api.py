@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import fails, ok
@@ -15,6 +18,9 @@ from tests.conftest import fails, ok
 pytest.importorskip("lightgbm")
 
 from mltoolkit import boost  # noqa: E402
+from mltoolkit.boost.data import Table  # noqa: E402
+from mltoolkit.boost.schema import Feature, Schema  # noqa: E402
+from mltoolkit.boost.score import records  # noqa: E402
 from mltoolkit.boost.synthetic import tiny_example  # noqa: E402
 from mltoolkit.core.contract import Predictor, TrainResult  # noqa: E402
 from mltoolkit.core.errors import DataError, ResourceError, UsageError  # noqa: E402
@@ -89,6 +95,74 @@ def test_rows_may_leave_out_values_and_add_columns(trained, example):
     partial = [example.records[0], {k: v for k, v in example.records[1].items() if k != "x2"}]  # x2 missing in one
     assert len(model.predict(partial)) == 2
     assert model.predict([{**example.records[0], "id": None}])[0]["id"] is None  # null in JSON, as the CLI prints it
+
+
+# Rows a client may send: numbers (an int among floats), text categories, an unseen one, left-out keys, None,
+# and values pandas converts its own way (a number in text, a bool, a number for a text level).
+ODD_ROWS = [
+    {"id": 1, "x1": 0.25, "x2": -1, "color": "red"},
+    {"id": 2, "x1": -0.7, "x2": 0.4, "color": "purple"},
+    {"id": 3, "x1": 1.5, "color": "blue"},
+    {"id": None, "x1": None, "x2": None, "color": None},
+    {"id": "a", "x1": "0.5", "x2": True, "color": 7},
+    {"x1": 0.1, "x2": 0.2, "color": "green", "unused": "anything"},
+]
+
+
+def _outcome(score: Any, batch: list[dict[str, Any]], capsys: pytest.CaptureFixture) -> tuple[Any, str]:
+    """What ``score(batch)`` returns or refuses, and what it warns."""
+    try:
+        result = score(batch)
+    except DataError as exc:
+        result = f"DataError: {exc}"
+    return result, capsys.readouterr().err
+
+
+def _table_path(score: Any) -> Any:
+    """``score`` applied to the table of the rows, as predict did before it encoded rows itself."""
+    return lambda batch: score(Table("records", frame=pd.DataFrame.from_records(batch)))
+
+
+def test_rows_are_scored_as_the_table_of_them(trained, capsys):
+    """A row alone, and the rows together, give the table path's records (as JSON: 7 and 7.0 differ), warnings
+    and refusals."""
+    model = boost.load(trained.run_dir, threads=1)
+    through_table = _table_path(lambda table: records(model.score(table, proba=True, explain=True)))
+    for batch in [[row] for row in ODD_ROWS] + [ODD_ROWS, ODD_ROWS[:4]]:  # ids 1, 2, 3, None: 1.0, 2.0, 3.0, None
+        fast, slow = (_outcome(score, batch, capsys) for score in (lambda b: model.predict(b, proba=True,
+                      explain=True), through_table))  # fmt: skip
+        assert json.dumps(fast) == json.dumps(slow)
+    assert "'purple'); treated as missing" in _outcome(model.predict, ODD_ROWS[1:2], capsys)[1]
+    assert _outcome(model.predict, ODD_ROWS[2:3], capsys)[0] == (
+        "DataError: records: missing feature column(s) x2 used in training"
+    )
+
+
+def test_rows_encode_as_the_table_of_them_for_every_kind_of_level(capsys):
+    """The schema's row encoder against its table encoder: numeric, text, numeric, boolean and mixed levels."""
+    schema = Schema(
+        "binary",
+        "y",
+        [Feature("n"), Feature("text", True, ["blue", "red"]), Feature("code", True, [1, 2, 5]),
+         Feature("flag", True, [False, True]), Feature("mixed", True, [1, "a"])],
+    )  # fmt: skip
+    rows = [
+        {"n": 0.5, "text": "red", "code": 2, "flag": True, "mixed": 1},
+        {"n": 3, "text": "green", "code": 2.0, "flag": False, "mixed": "a"},
+        {"n": None, "text": None, "code": None, "flag": None, "mixed": None},
+        {"n": 1, "text": "blue", "code": 7, "flag": 1, "mixed": "b"},
+        {"text": "red", "code": 5, "flag": True, "mixed": "a"},
+        {"n": "2.5", "text": 3, "code": "5", "mixed": 2},
+        {"n": True, "text": "red", "code": "x", "flag": True, "mixed": "a"},
+        {"n": float("nan"), "text": "red", "code": True, "flag": 0, "mixed": 1.0},
+    ]
+    bad = [{**rows[0], "n": "abc"}, {**rows[0], "n": -float("inf")}, {**rows[1], "n": float("inf")}]
+    fast = lambda batch: schema.encode_rows(batch, "records")  # noqa: E731
+    slow = _table_path(schema.encode)
+    for batch in [[row] for row in rows + bad] + [rows, rows + bad[1:], bad[::-1]]:
+        (got, warned), (expected, says) = _outcome(fast, batch, capsys), _outcome(slow, batch, capsys)
+        assert warned == says
+        assert got == expected if isinstance(got, str) else np.array_equal(got, expected, equal_nan=True)
 
 
 @pytest.mark.parametrize(

@@ -140,21 +140,22 @@ def build_schema(
 def prepare(table: Table, schema: Schema, *, with_target: bool = True, warned: set[str] | None = None) -> Prepared:
     """Encode ``table`` with ``schema``: the same columns, levels and classes as in training."""
     X = schema.encode(table, warned=warned)
-    y = weight = None
-    if with_target:
-        if table.sparse is not None:
-            y = schema.encode_target(table.labels, table.source)
-        else:
-            if schema.target not in table.frame.columns:
-                raise DataError(f"{table.source}: no target column {schema.target!r} to evaluate against")
-            y = schema.encode_target(table.frame[schema.target].to_numpy(), table.source)
+    init = table.side.get("init") if schema.init_score else None
+    if not with_target:  # scoring reads the features alone (rows keep their order; a weight column is unused)
+        return Prepared(X, None, init=init)
+    if table.sparse is not None:
+        y = schema.encode_target(table.labels, table.source)
+    else:
+        if schema.target not in table.frame.columns:
+            raise DataError(f"{table.source}: no target column {schema.target!r} to evaluate against")
+        y = schema.encode_target(table.frame[schema.target].to_numpy(), table.source)
+    weight = None
     if schema.weight is not None and table.frame is not None and schema.weight in table.frame.columns:
         weight = numbers(table.frame[schema.weight], schema.weight, table.source, table.first_row)
     elif "weight" in table.side:
         weight = table.side["weight"]
-    init = table.side.get("init") if schema.init_score else None
     prepared = Prepared(X, y, weight, None, init)
-    if schema.task == "lambdarank" and with_target:  # scoring keeps the input's row order
+    if schema.task == "lambdarank":
         prepared = _grouped(prepared, table, schema)
     return prepared
 

@@ -8,7 +8,10 @@ here the numbering is decided once, stored in ``schema.json`` and replayed.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.console import info, warn
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
 TASKS = ("binary", "multiclass", "regression", "lambdarank")
 MAX_CLASSES = 50  # an integer target with more distinct values than this is a regression target
+NUMBER_TYPES = (int, float)  # exact types: a bool is not a number here (pandas gives bool columns their own rules)
 
 
 @dataclass
@@ -29,6 +33,23 @@ class Feature:
     name: str
     categorical: bool = False
     levels: list[Any] | None = None  # categorical levels in code order (code = index)
+
+    @cached_property
+    def plain_types(self) -> tuple[type, ...]:
+        """The Python types of values ``encode_values`` encodes without pandas: numbers for a numeric feature,
+        the levels' own type (text or numbers) for a categorical one. Levels that mix types, or are booleans,
+        get none: pandas compares those in ways of its own, so their rows keep pandas' path."""
+        if not self.categorical:
+            return NUMBER_TYPES
+        for types in ((str,), NUMBER_TYPES):
+            if self.levels and all(type(level) in types for level in self.levels):
+                return types
+        return ()
+
+    @cached_property
+    def codes(self) -> dict[Any, int]:
+        """Level -> code, for looking up a few values one by one (``Index.get_indexer`` costs ~100 us a call)."""
+        return {level: code for code, level in enumerate(self.levels or [])}
 
 
 @dataclass
@@ -64,11 +85,33 @@ class Schema:
         """The feature matrix of ``table`` in training order and encoding (float64, CSR for LibSVM)."""
         if self.sparse_width is not None:
             return _sparse_features(table, self.sparse_width)
-        frame = table.frame
-        missing = [name for name in self.names if name not in frame.columns]
+        frame, warned = table.frame, set() if warned is None else warned
+        self._require(frame.columns, table.source)
+        return _matrix(
+            len(frame),
+            self.features,
+            lambda feature: encode_column(frame[feature.name], feature, table.source, table.first_row, warned),
+        )
+
+    def encode_rows(
+        self, rows: Sequence[Mapping[str, Any]], source: str, *, warned: set[str] | None = None
+    ) -> np.ndarray:
+        """The matrix ``encode`` makes of the table holding ``rows`` (dicts of column -> value, a missing key a
+        missing value), built without that table: a frame costs pandas milliseconds a call, whatever its rows."""
+        if self.sparse_width is not None:
+            raise _libsvm_only(source)
+        warned = set() if warned is None else warned
+        self._require(set().union(*rows), source)
+        return _matrix(
+            len(rows),
+            self.features,
+            lambda feature: encode_values([row.get(feature.name) for row in rows], feature, source, warned),
+        )
+
+    def _require(self, columns: Container[str], source: str) -> None:
+        missing = [name for name in self.names if name not in columns]
         if missing:
-            raise DataError(f"{table.source}: missing feature column(s) {', '.join(missing)} used in training")
-        return encode_frame(frame, self.features, table, warned if warned is not None else set())
+            raise DataError(f"{source}: missing feature column(s) {', '.join(missing)} used in training")
 
     def encode_target(self, values: Any, source: str) -> np.ndarray:
         """Class labels to 0..K-1 (unknown class -> DataError), numbers to float64."""
@@ -154,28 +197,66 @@ def _reject_stray_text(column: pd.Series, name: str, source: str) -> None:
         raise DataError(f"{source}: column {name!r} row {row}: {present.iloc[bad]!r} is not a number")
 
 
-def encode_frame(frame: pd.DataFrame, features: list[Feature], table: Table, warned: set[str]) -> np.ndarray:
-    """Build the Fortran-ordered float64 matrix LightGBM reads without a copy."""
+def _matrix(rows: int, features: list[Feature], column: Callable[[Feature], Sequence[float]]) -> np.ndarray:
+    """The Fortran-ordered float64 matrix LightGBM reads without a copy, filled one feature's column at a time."""
+    import numpy as np
+
+    matrix = np.empty((rows, len(features)), dtype=np.float64, order="F")
+    for j, feature in enumerate(features):
+        matrix[:, j] = column(feature)
+    return matrix
+
+
+def encode_column(column: pd.Series, feature: Feature, source: str, first_row: int, warned: set[str]) -> np.ndarray:
+    """One feature of a table: numbers as float64, categories as their codes (unseen ones NaN, warned once)."""
     import numpy as np
     import pandas as pd
 
-    matrix = np.empty((len(frame), len(features)), dtype=np.float64, order="F")
-    for j, feature in enumerate(features):
-        column = frame[feature.name]
-        if feature.categorical:
-            codes = pd.Index(feature.levels).get_indexer(_as_level_type(column, feature.levels))
-            unseen = (codes < 0) & column.notna().to_numpy()
-            if unseen.any() and feature.name not in warned:
-                warned.add(feature.name)
-                example = column[unseen].iloc[0]
-                warn(
-                    f"{table.source}: column {feature.name!r} has {int(unseen.sum())} value(s) never seen in training "
-                    f"(e.g. {example!r}); treated as missing"
-                )
-            matrix[:, j] = np.where(codes < 0, np.nan, codes)
-        else:
-            matrix[:, j] = numbers(column, feature.name, table.source, table.first_row)
-    return matrix
+    if not feature.categorical:
+        return numbers(column, feature.name, source, first_row)
+    codes = pd.Index(feature.levels).get_indexer(_as_level_type(column, feature.levels))
+    unseen = (codes < 0) & column.notna().to_numpy()
+    if unseen.any():
+        _warn_unseen(feature, source, int(unseen.sum()), column[unseen].iloc[0], warned)
+    return np.where(codes < 0, np.nan, codes)
+
+
+def encode_values(values: list[Any], feature: Feature, source: str, warned: set[str]) -> list[float] | np.ndarray:
+    """One feature of a few rows, as ``encode_column`` encodes the table's column of them.
+
+    Plain values (None, numbers, text of text levels: what JSON holds) are converted or looked up here into a
+    list, in microseconds (a numpy call on a one-row array costs as much as the lookup of all of them). Anything
+    else (a number in text, a bool, a number for a text level) goes to ``encode_column`` in a ``pd.Series``, which
+    infers the dtype that a table of these rows would have: same codes, same errors."""
+    import numpy as np
+
+    types = feature.plain_types
+    if not types or not all(value is None or type(value) in types for value in values):
+        import pandas as pd
+
+        return encode_column(pd.Series(values), feature, source, 0, warned)
+    if not feature.categorical:
+        floats = [math.nan if value is None else value for value in values]
+        if math.inf in floats or -math.inf in floats:
+            return finite(np.array(floats, dtype=np.float64), feature.name, source)  # raises, naming the row
+        return floats
+    codes = [feature.codes.get(value) for value in values]
+    unseen = [value for value, code in zip(values, codes) if code is None and value is not None and value == value]
+    if unseen:
+        _warn_unseen(feature, source, len(unseen), unseen[0], warned)
+    return [math.nan if code is None else code for code in codes]
+
+
+def _warn_unseen(feature: Feature, source: str, count: int, example: Any, warned: set[str]) -> None:
+    """Once per column and command: categories unseen in training are scored as missing values."""
+    if feature.name in warned:
+        return
+    warned.add(feature.name)
+    example = example.item() if hasattr(example, "item") else example  # 5, not np.int64(5)
+    warn(
+        f"{source}: column {feature.name!r} has {count} value(s) never seen in training (e.g. {example!r}); "
+        "treated as missing"
+    )
 
 
 def _as_level_type(column: pd.Series, levels: list[Any] | None) -> pd.Series:
@@ -208,6 +289,13 @@ def numbers(column: pd.Series, name: str, source: str, first_row: int = 0) -> np
                 f"{source}: column {name!r} row {first_row + row + 1}: {column.iloc[row]!r} is not a number"
             )
         values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    return finite(values, name, source, first_row)
+
+
+def finite(values: np.ndarray, name: str, source: str, first_row: int = 0) -> np.ndarray:
+    """``values`` as they are; an infinity is exit 3 naming the column and the row (NaN is a missing value)."""
+    import numpy as np
+
     infinite = np.isinf(values)
     if infinite.any():
         row = int(np.flatnonzero(infinite)[0])
@@ -221,10 +309,14 @@ def _sparse_features(table: Table, width: int) -> Any:
 
     matrix = table.sparse
     if matrix is None:
-        raise DataError(f"{table.source}: the model was trained on LibSVM data; give LibSVM rows to score")
+        raise _libsvm_only(table.source)
     if matrix.shape[1] > width:
         info(f"note: {table.source}: feature indices >= {width} were not in training; ignored")
         matrix = matrix[:, :width]
     elif matrix.shape[1] < width:
         matrix = sp.csr_matrix((matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width))
     return matrix
+
+
+def _libsvm_only(source: str) -> DataError:
+    return DataError(f"{source}: the model was trained on LibSVM data; give LibSVM rows to score")

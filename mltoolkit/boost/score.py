@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -15,7 +15,7 @@ from mltoolkit import __version__
 from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_device, embedded_schema, load_booster
 from mltoolkit.boost.data import Table, iter_chunks, read_data, read_side_file
 from mltoolkit.boost.metrics import task_metrics
-from mltoolkit.boost.prepare import Prepared, prepare
+from mltoolkit.boost.prepare import prepare
 from mltoolkit.boost.report import feature_names
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.console import info
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mltoolkit.export.boost import OnnxModel
 
 CHUNK_ROWS = 200_000
+ROWS = "records"  # the source that messages about ``predict``'s rows name
 
 
 @dataclass
@@ -142,8 +143,9 @@ def load(
 
 
 class BoostPredictor:
-    """Table rows in, the records ``mltk boost predict`` prints out: the CLI writes ``score``'s frames,
-    ``predict`` turns rows into such a frame and back, so the two cannot disagree."""
+    """Table rows in, the records ``mltk boost predict`` prints out. The CLI writes ``score``'s frames; ``predict``
+    encodes rows with the same per-column encoders and makes records of the same output columns, without a frame
+    either side (pandas' fixed cost, milliseconds a call, was what limited serving single rows)."""
 
     technique = BOOST.name
 
@@ -153,19 +155,29 @@ class BoostPredictor:
 
     def predict(self, batch: Sequence[Any], *, proba: bool = False, explain: bool = False) -> list[dict[str, Any]]:
         """One record per row (a dict of column -> value), checked against the schema like a table's rows."""
-        table = rows_table(batch)
-        if table is None:
+        rows = check_rows(batch)
+        if not rows:
             return []
-        return records(self.score(table, proba=proba, explain=explain))
+        schema = self.model.schema
+        _check_id_columns(set().union(*rows), schema, ROWS)
+        ids = {name: _row_ids(rows, name) for name in schema.id_columns}
+        out = _output_columns(self.model, schema.encode_rows(rows, ROWS), None, proba, explain, self.threads)
+        return _zip_records({**ids, **{name: values.tolist() for name, values in out.items()}})
 
     def score(
         self, table: Table, *, init: np.ndarray | None = None, proba: bool = False, explain: bool = False,
         warned: set[str] | None = None,
     ) -> Any:  # fmt: skip
         """The output frame of a table (or a chunk of one): id columns, prediction, probabilities, contributions."""
-        _check_id_columns(table, self.model.schema)
-        prepared = prepare(table, self.model.schema, with_target=False, warned=warned)
-        return _result_frame(self.model, table, prepared, init, proba, explain, self.threads)
+        import pandas as pd
+
+        schema, frame = self.model.schema, table.frame
+        ids: dict[str, np.ndarray] = {}
+        if frame is not None:
+            _check_id_columns(frame.columns, schema, table.source)
+            ids = {name: frame[name].to_numpy() for name in schema.id_columns}
+        prepared = prepare(table, schema, with_target=False, warned=warned)
+        return pd.DataFrame({**ids, **_output_columns(self.model, prepared.X, init, proba, explain, self.threads)})
 
     def metadata(self) -> dict[str, Any]:
         schema = self.model.schema
@@ -188,10 +200,8 @@ class BoostPredictor:
         }
 
 
-def rows_table(batch: Sequence[Any]) -> Table | None:
-    """Rows (dicts of column -> scalar) as a ``Table`` named ``records``; None for no rows."""
-    import pandas as pd
-
+def check_rows(batch: Sequence[Any]) -> list[Mapping[str, Any]]:
+    """``batch`` as a list of rows (dicts of column -> scalar), or a ``DataError`` naming the first bad one."""
     if isinstance(batch, (str, bytes, Mapping)) or not isinstance(batch, Sequence):
         raise DataError(f"expected a list of rows (objects of column -> value); got a {type(batch).__name__}")
     for number, row in enumerate(batch, start=1):
@@ -201,21 +211,38 @@ def rows_table(batch: Sequence[Any]) -> Table | None:
             if value is not None and not isinstance(value, (str, int, float, np.generic)):
                 what = type(value).__name__
                 raise DataError(
-                    f"records: row {number}: column {column!r} holds a {what}; expected a number, text or null"
+                    f"{ROWS}: row {number}: column {column!r} holds a {what}; expected a number, text or null"
                 )
-    return Table(source="records", frame=pd.DataFrame.from_records(list(batch))) if batch else None
+    return list(batch)
+
+
+def _row_ids(rows: list[Mapping[str, Any]], name: str) -> list[Any]:
+    """An id column of rows as a table of them prints it: integers or text as they are; anything else (None, a
+    missing key, floats, a mix) through the dtype pandas infers for that table's column (7 beside None is 7.0)."""
+    import pandas as pd
+
+    values = [row.get(name) for row in rows]
+    if all(type(value) is int for value in values) or all(type(value) is str for value in values):
+        return values
+    return _scalars(pd.Series(values))
 
 
 def records(frame: Any) -> list[dict[str, Any]]:
     """An output frame as JSON-ready records: Python scalars, missing ids as None (3x faster than
     ``DataFrame.to_dict``, which boxes every value on its own)."""
+    return _zip_records({name: _scalars(frame[name]) for name in frame.columns})
+
+
+def _scalars(column: Any) -> list[Any]:
+    """A column's values as Python scalars, missing ones as None."""
     import pandas as pd
 
-    columns = [frame[name].tolist() for name in frame.columns]
-    for values, name in zip(columns, frame.columns):
-        if frame[name].hasnans:
-            values[:] = [None if pd.isna(value) else value for value in values]
-    return [dict(zip(frame.columns, row)) for row in zip(*columns)]
+    values = column.tolist()
+    return [None if pd.isna(value) else value for value in values] if column.hasnans else values
+
+
+def _zip_records(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
 def write_predictions(
@@ -262,23 +289,19 @@ def _note_extra_columns(chunk: Table, schema: Schema) -> None:
         info(f"note: ignoring column(s) not used in training: {', '.join(map(str, extra[:10]))}")
 
 
-def _check_id_columns(table: Table, schema: Schema) -> None:
-    missing = [c for c in schema.id_columns if table.frame is not None and c not in table.frame.columns]
+def _check_id_columns(columns: Container[str], schema: Schema, source: str) -> None:
+    missing = [c for c in schema.id_columns if c not in columns]
     if missing:
-        raise DataError(f"{table.source}: missing id column(s) {', '.join(missing)}")
+        raise DataError(f"{source}: missing id column(s) {', '.join(missing)}")
 
 
-def _result_frame(
-    model: Model, chunk: Table, prepared: Prepared, init: np.ndarray | None, proba: bool, explain: bool, threads: int
-) -> Any:
-    import pandas as pd
-
+def _output_columns(
+    model: Model, X: Any, init: np.ndarray | None, proba: bool, explain: bool, threads: int
+) -> dict[str, np.ndarray]:
+    """The model's output columns for the matrix ``X``: prediction, probabilities, contributions."""
     schema = model.schema
-    columns: dict[str, Any] = {}
-    if chunk.frame is not None:
-        for name in schema.id_columns:
-            columns[name] = chunk.frame[name].to_numpy()
-    out = _outputs(model, prepared.X, init, threads)
+    columns: dict[str, np.ndarray] = {}
+    out = _outputs(model, X, init, threads)
     if schema.task == "binary":
         columns["prediction"] = _labels(schema.classes)[(out > 0.5).astype(np.int64)]
         if proba:
@@ -292,7 +315,7 @@ def _result_frame(
     else:
         columns["prediction"] = out
     if explain:
-        contributions = model.raw_predict(prepared.X, threads, pred_contrib=True)
+        contributions = model.raw_predict(X, threads, pred_contrib=True)
         if isinstance(contributions, list):  # sparse multiclass input: one matrix per class
             contributions = np.hstack([c.toarray() for c in contributions])
         elif hasattr(contributions, "toarray"):
@@ -304,7 +327,7 @@ def _result_frame(
                 columns.update({f"contrib_{label}_{n}": block[:, j] for j, n in enumerate(names)})
         else:
             columns.update({f"contrib_{n}": contributions[:, j] for j, n in enumerate(names)})
-    return pd.DataFrame(columns)
+    return columns
 
 
 def _labels(classes: list[Any]) -> np.ndarray:
