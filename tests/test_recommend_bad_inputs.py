@@ -148,7 +148,7 @@ def _foreign_run(root: Path, technique: str, checkpoint: str) -> Path:
 @pytest.mark.parametrize("verb", ["predict", "evaluate"])
 def test_another_techniques_run_is_refused(mltk, tmp_path, technique, checkpoint, verb):
     path = _foreign_run(tmp_path, technique, checkpoint)
-    fails(mltk("recommend", verb, path, "--runs-dir", tmp_path), 3, f"is a {technique} run", "not a recommend run")
+    fails(mltk("recommend", verb, path, "--runs-dir", tmp_path), 3, f"'{technique}' run, not 'recommend'")
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfeu\x000\x00\n\x00", bytes(range(256)) * 8])

@@ -22,7 +22,7 @@ from mltoolkit.core.console import info
 from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import STDIO, atomic_write, read_json, write_json
-from mltoolkit.core.runs import Run, resolve_run_dir
+from mltoolkit.core.runs import resolve_run_dir
 from mltoolkit.techniques import BOOST, ONNXRUNTIME
 
 if TYPE_CHECKING:
@@ -53,10 +53,7 @@ def load_model(run: str | Path, runs_dir: str | Path = "runs") -> Model:
     owner = file.parent.parent if file.parent.name == "checkpoints" else file.parent
     if file.is_file() and not (owner / "config.json").exists():
         return _model_file(file)
-    path = resolve_run_dir(run, runs_dir, BOOST.name)
-    technique = Run(path).technique
-    if technique != BOOST.name:
-        raise DataError(f"{run}: is a {technique!r} run, not a {BOOST.name} one")
+    path = resolve_run_dir(run, runs_dir, BOOST.name)  # another technique's run is refused there
     model_file = path / MODEL_FILE
     if not model_file.exists():
         raise DataError(f"{path}: no {MODEL_FILE} (the run did not finish training)")

@@ -18,7 +18,7 @@ from mltoolkit.core.io import source_name, write_json
 from mltoolkit.core.runs import resolve_run_dir
 from mltoolkit.recommend.data import load_interactions
 from mltoolkit.recommend.metrics import PRECISION_DEFINITION, ranking_metrics, with_k
-from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, checkpoint, load_bundle, load_split, recommend_run
+from mltoolkit.recommend.store import EVAL_MODEL_FILE, MODEL_FILE, checkpoint, load_bundle, load_split
 from mltoolkit.recommend.training import column_spec, recommend_all
 from mltoolkit.techniques import RECOMMEND
 
@@ -34,7 +34,7 @@ def evaluate(
     """Score the run's model (and popularity) at ``k`` (default: the run's); writes eval.json into the run."""
     if k is not None and k < 1:
         raise DataError(f"-k must be at least 1 (got {k})")
-    run_dir = recommend_run(resolve_run_dir(run, runs_dir, RECOMMEND.name))
+    run_dir = resolve_run_dir(run, runs_dir, RECOMMEND.name)
     if data is None:
         _, test = load_split(run_dir)
         file = EVAL_MODEL_FILE if checkpoint(run_dir, EVAL_MODEL_FILE).is_file() else MODEL_FILE

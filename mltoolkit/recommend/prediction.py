@@ -20,7 +20,7 @@ from mltoolkit.core.console import warn
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import resolve_run
 from mltoolkit.recommend.data import confidence
-from mltoolkit.recommend.store import MODEL_FILE, Bundle, checkpoint, load_bundle, recommend_run
+from mltoolkit.recommend.store import MODEL_FILE, Bundle, checkpoint, load_bundle
 from mltoolkit.techniques import RECOMMEND
 
 if TYPE_CHECKING:
@@ -48,9 +48,7 @@ def load(
     if run_dir is not None:
         path = checkpoint(run_dir, MODEL_FILE)
     elif path.parent.name == "checkpoints" and (path.parent.parent / "config.json").is_file():
-        run_dir = path.parent.parent
-    if run_dir is not None:
-        recommend_run(run_dir)
+        run_dir = path.parent.parent  # resolve_run refused it if it belongs to another technique's run
     bundle, config = load_bundle(path, threads)
     return Recommendations(bundle, config, run_dir)
 

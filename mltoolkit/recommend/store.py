@@ -20,10 +20,8 @@ import numpy as np
 
 from mltoolkit.core.errors import DataError, MltkError
 from mltoolkit.core.io import atomic_write
-from mltoolkit.core.runs import Run
 from mltoolkit.recommend.config import MODELS, model_params
 from mltoolkit.recommend.models import Popularity, Recommender, build_model, limit_blas, thread_count
-from mltoolkit.techniques import RECOMMEND
 
 if TYPE_CHECKING:
     import scipy.sparse as sp
@@ -87,14 +85,6 @@ def save_bundle(path: Path, bundle: Bundle, config: dict[str, Any]) -> None:
     arrays["config"] = np.asarray(json.dumps(config))
     with atomic_write(path, "wb") as handle:
         np.savez(handle, **arrays)
-
-
-def recommend_run(run_dir: Path) -> Path:
-    """``run_dir`` if it is a recommend run; another technique's run (an rl best.pt, a boost model.txt) is refused."""
-    run = Run(run_dir)
-    if run.technique != RECOMMEND.name:
-        raise DataError(f"{run_dir}: is a {run.technique} run, not a recommend run")
-    return run_dir
 
 
 def load_bundle(path: Path, threads: int | None = None) -> tuple[Bundle, dict[str, Any]]:
