@@ -12,21 +12,12 @@ Python API (the CLI is a thin layer over it; pandas and LightGBM are imported on
 
 from __future__ import annotations
 
-from typing import Any
+from mltoolkit.core.contract import lazy_api
 
-_API = {
-    "Config": ("mltoolkit.boost.params", "BoostConfig"),
-    "train": ("mltoolkit.boost.training", "train"),
-    "load": ("mltoolkit.boost.score", "load"),
-    "evaluate": ("mltoolkit.boost.score", "evaluate"),
-}
-__all__ = list(_API)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _API:
-        raise AttributeError(f"module 'mltoolkit.boost' has no attribute {name!r}")
-    import importlib
-
-    module, attribute = _API[name]
-    return getattr(importlib.import_module(module), attribute)
+__getattr__, __all__ = lazy_api(
+    __name__,
+    Config="mltoolkit.boost.params:BoostConfig",
+    train="mltoolkit.boost.training:train",
+    load="mltoolkit.boost.score:load",
+    evaluate="mltoolkit.boost.score:evaluate",
+)

@@ -14,8 +14,9 @@ arguments that train on it in seconds, so one contract test covers every techniq
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,3 +60,16 @@ class Example:
     records: list[Any]  # the same inputs as Python objects, for ``Predictor.predict``
     more_args: list[str]  # options that make `--resume` train one more epoch / round / step
     evaluate_args: list[str] = field(default_factory=list)  # DATA and options for `mltk <tech> evaluate RUN ...`
+
+
+def lazy_api(package: str, **where: str) -> tuple[Callable[[str], Any], list[str]]:
+    """A technique package's ``__getattr__`` and ``__all__``: each contract name (``Config="module:Class"``...)
+    is imported on first use, so importing the package, as ``mltk --help`` does, loads no torch or lightgbm."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module, _, attribute = where[name].partition(":")
+        return getattr(import_module(module), attribute)
+
+    return __getattr__, list(where)

@@ -12,21 +12,12 @@ Python API (imported lazily, so ``import mltoolkit.recommend`` stays light)::
 
 from __future__ import annotations
 
-from typing import Any
+from mltoolkit.core.contract import lazy_api
 
-_API = {
-    "Config": ("mltoolkit.recommend.config", "RecommendConfig"),
-    "train": ("mltoolkit.recommend.training", "train"),
-    "load": ("mltoolkit.recommend.prediction", "load"),
-    "evaluate": ("mltoolkit.recommend.evaluation", "evaluate"),
-}
-__all__ = list(_API)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _API:
-        raise AttributeError(f"module 'mltoolkit.recommend' has no attribute {name!r}")
-    import importlib
-
-    module, attribute = _API[name]
-    return getattr(importlib.import_module(module), attribute)
+__getattr__, __all__ = lazy_api(
+    __name__,
+    Config="mltoolkit.recommend.config:RecommendConfig",
+    train="mltoolkit.recommend.training:train",
+    load="mltoolkit.recommend.prediction:load",
+    evaluate="mltoolkit.recommend.evaluation:evaluate",
+)

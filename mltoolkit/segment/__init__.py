@@ -12,21 +12,12 @@ Python API (the CLI is a thin layer over it; torch and torchvision are imported 
 
 from __future__ import annotations
 
-from typing import Any
+from mltoolkit.core.contract import lazy_api
 
-_API = {
-    "Config": ("mltoolkit.segment.config", "SegmentConfig"),
-    "train": ("mltoolkit.segment.training", "train"),
-    "load": ("mltoolkit.segment.prediction", "load"),
-    "evaluate": ("mltoolkit.segment.evaluation", "evaluate"),
-}
-__all__ = list(_API)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _API:
-        raise AttributeError(f"module 'mltoolkit.segment' has no attribute {name!r}")
-    import importlib
-
-    module, attribute = _API[name]
-    return getattr(importlib.import_module(module), attribute)
+__getattr__, __all__ = lazy_api(
+    __name__,
+    Config="mltoolkit.segment.config:SegmentConfig",
+    train="mltoolkit.segment.training:train",
+    load="mltoolkit.segment.prediction:load",
+    evaluate="mltoolkit.segment.evaluation:evaluate",
+)
