@@ -156,7 +156,7 @@ def test_rl_onnx_and_torchscript_match_the_policy(mltk, rl_run):
     _same_predictions(agent.predict(list(seen), q_values=True), plain, "action", "q_values")
 
 
-@pytest.mark.parametrize("technique", ["rl", "transfer", "segment"])
+@pytest.mark.parametrize("technique", ["rl", "transfer", "segment", "boost"])
 def test_predict_backend_needs_an_export_and_the_extra(mltk, request, technique, tmp_path, monkeypatch):
     from mltoolkit.techniques import get
 
@@ -245,7 +245,7 @@ def test_segment_scores_onnx_labels_torchscript_and_masks_like_segment_predict(m
 # --------------------------------------------------------------------------------------------- boost
 
 
-def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, boost_run, table, monkeypatch):
+def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, boost_run, table):
     entry = _export(mltk, boost_run, "onnx")
     _parity_passed(entry, "real", "random")
     meta = _onnx_metadata(entry["file"])
@@ -258,8 +258,6 @@ def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, bo
 
     from mltoolkit import boost
     from mltoolkit.core.errors import DataError
-    from mltoolkit.export.boost import onnx_model
-
     rows = pd.read_csv(table).drop(columns=["label", "score", "share"]).to_dict("records")
     native, onnx = boost.load(boost_run), boost.load(boost_run, backend="onnxruntime")
     assert onnx.metadata() == native.metadata() and onnx.run_dir == native.run_dir
@@ -269,12 +267,11 @@ def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, bo
     with pytest.raises(DataError, match="--explain"):
         onnx.predict(rows, explain=True)
 
-    plain = ok(mltk("boost", "predict", boost_run, table, "--proba")).stdout
-    monkeypatch.setattr("mltoolkit.boost.score.load_model", onnx_model)
-    served = ok(mltk("boost", "predict", boost_run, table, "--proba")).stdout
-    plain_rows, served_rows = list(csv.DictReader(io.StringIO(plain))), list(csv.DictReader(io.StringIO(served)))
-    assert [r["prediction"] for r in served_rows] == [r["prediction"] for r in plain_rows]
-    assert np.allclose([float(r["proba_yes"]) for r in served_rows], [float(r["proba_yes"]) for r in plain_rows])
+    plain = ok(mltk("boost", "predict", boost_run, table, "--proba", "--format", "jsonl")).jsonl()
+    served = ok(mltk("boost", "predict", boost_run, table, "--proba", "--format", "jsonl", "--backend", "onnxruntime"))
+    assert [r["id"] for r in served.jsonl()] == [r["id"] for r in plain]
+    _same_predictions(served.jsonl(), plain, "prediction", "proba_yes")
+    fails(mltk("boost", "predict", boost_run, table, "--explain", "--backend", "onnxruntime"), 3, "--explain")
 
 
 def test_boost_objective_the_converter_cannot_express_is_exit_3(mltk, table, tmp_path):

@@ -10,6 +10,7 @@ import typer
 
 from mltoolkit.boost.params import BoostConfig
 from mltoolkit.core import options
+from mltoolkit.core.errors import UsageError
 from mltoolkit.core.params import config_options, spec_of
 from mltoolkit.techniques import BOOST
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 
 _FIELDS = {f.name: f for f in dataclasses.fields(BoostConfig)}
 Names = list[str] | None
+Backend = options.backend_option(BOOST.backends)
 
 
 def _option(field: str, *names: str) -> typer.models.OptionInfo:
@@ -112,6 +114,7 @@ def predict_command(
     runs_dir: options.RunsDir = Path("runs"),
     threads: options.Threads = None,
     dask: Annotated[str | None, _option("dask", "--dask")] = None,
+    backend: Backend = BOOST.backends[0],
     quiet: options.Quiet = False,
 ) -> None:
     """Score a table in chunks: id columns, prediction (class label or value), optional probabilities.
@@ -123,9 +126,11 @@ def predict_command(
 
     set_quiet(quiet)
     if dask:
+        if backend != BOOST.backends[0]:
+            raise UsageError("--backend onnxruntime scores in this process; it cannot be combined with --dask")
         from mltoolkit.boost.distributed import predict_on_cluster
 
         predict_on_cluster(run, data, dask, output=output, fmt=fmt, proba=proba, explain=explain, runs_dir=runs_dir)
         return
-    predictor = load(run, runs_dir=runs_dir, threads=threads)
+    predictor = load(run, runs_dir=runs_dir, threads=threads, backend=backend)
     write_predictions(predictor, data, output=output, fmt=fmt, proba=proba, explain=explain)
