@@ -17,7 +17,7 @@ test: $(STAMP)
 	# the browser test of mltk serve's page drives Debian's chromium (nothing is downloaded at test time)
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/ruff check mltoolkit tests benchmarks
-	# one worker per core, a test module per worker: the two learning tests run side by side
+	# one worker per core, a test module per worker (tests/conftest.py starts the learning tests first)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 demo: $(STAMP)

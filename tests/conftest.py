@@ -14,6 +14,12 @@ from typer.testing import CliRunner
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tests share 2 cores; pools sized to 1 run fastest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The learning tests (minutes each) first: under ``-n auto --dist loadfile`` each then starts at once on
+    its own worker, instead of two of them queueing behind each other at the end of the run."""
+    items.sort(key=lambda item: not item.path.name.endswith("_learning.py"))
+
+
 class CliResult:
     def __init__(self, exit_code: int, stdout: str, stderr: str, exception: BaseException | None) -> None:
         self.exit_code, self.stdout, self.stderr, self.exception = exit_code, stdout, stderr, exception
