@@ -247,7 +247,7 @@ def _check_groups(summaries: list[dict[str, Any]], files: list[str], group: str 
 
 def _encode(frame: pd.DataFrame, path: str, schema: Schema, fraction: float, seed: int) -> tuple[Prepared, Any]:
     """One partition in LightGBM's terms (float32), with a random ``fraction`` (whole groups) held out."""
-    from mltoolkit.boost.training import split_validation
+    from mltoolkit.boost.prepare import split_validation
 
     data = prepare(Table(source=path, frame=frame), schema)
     data.X = np.asfortranarray(data.X, dtype=np.float32)
@@ -492,7 +492,7 @@ def train_on_cluster(
     Not here: ``--tune``, ``--cv`` and ``--resume`` (each would repeat a cluster-wide pass per trial or
     fold; a cluster run is restarted instead), and LightGBM side files (use columns).
     """
-    from mltoolkit.boost.training import _default_name, finish_run
+    from mltoolkit.boost.finish import default_name, finish_run
 
     for flag, used in (("--resume", resume), ("--tune", cfg.tune), ("--cv", cfg.cv)):
         if used:
@@ -510,7 +510,7 @@ def train_on_cluster(
         if valid_files:
             valid_parts = encode_parts(client, read_parts(valid_files)[0], valid_files, schema, 0, seed)[0]
         run, _ = start_run(
-            BOOST.name, config_dict(cfg), name=name or _default_name(files[0]), runs_dir=runs_dir, device="cpu",
+            BOOST.name, config_dict(cfg), name=name or default_name(files[0]), runs_dir=runs_dir, device="cpu",
             seed=cfg.seed,
         )  # fmt: skip
         info(f"run: {run.path}  ({rows} rows in {len(files)} part(s), {len(schema.features)} features)")

@@ -176,3 +176,23 @@ def _grouped(prepared: Prepared, table: Table, schema: Schema) -> Prepared:
     else:
         raise DataError(f"{table.source}: ranking data needs its group column {schema.group!r} or a .query file")
     return prepared
+
+
+def split_validation(data: Prepared, fraction: float, seed: int, ranking: bool) -> tuple[Prepared, Prepared]:
+    """A random hold-out of ``fraction`` of the rows (of whole query groups for ranking)."""
+    rng = np.random.default_rng(seed)
+    if ranking:
+        starts = np.r_[0, np.cumsum(data.group)[:-1]]
+        held = rng.random(len(data.group)) < fraction
+        if held.all() or not held.any():
+            held[: max(1, int(len(held) * fraction))] = True
+            held[-1] = False
+        pick = lambda mask: np.concatenate([np.arange(s, s + g) for s, g in zip(starts[mask], data.group[mask])])  # noqa: E731
+        train, valid = data.subset(pick(~held)), data.subset(pick(held))
+        train.group, valid.group = data.group[~held], data.group[held]
+        return train, valid
+    order = rng.permutation(data.rows)
+    cut = int(round(data.rows * (1 - fraction)))
+    if cut < 1 or cut >= data.rows:
+        raise DataError(f"--valid-fraction {fraction} leaves no rows to train or to validate on ({data.rows} rows)")
+    return data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))

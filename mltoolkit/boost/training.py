@@ -6,15 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mltoolkit.boost import tune as tuning
-from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_model_file, lightgbm, load_booster, save_model
+from mltoolkit.boost.booster import MODEL_FILE, check_model_file, lightgbm, load_booster
 from mltoolkit.boost.data import Table, read_data
-from mltoolkit.boost.metrics import HEADLINE
+from mltoolkit.boost.finish import CHECKPOINT, RESUME_STATE, default_name, finish_run
 from mltoolkit.boost.params import BoostConfig, check_config, lightgbm_params
-from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name, to_dataset
-from mltoolkit.boost.report import write_importance
+from mltoolkit.boost.prepare import Prepared, build_schema, prepare, split_validation, target_name, to_dataset
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress
@@ -24,9 +21,6 @@ from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import atomic_path, read_json, write_json
 from mltoolkit.core.runs import Run, resolve_resume, start_run
 from mltoolkit.techniques import BOOST
-
-CHECKPOINT = "interrupted.txt"
-RESUME_STATE = "resume.json"
 
 
 def load_training_data(cfg: BoostConfig, source: str | None) -> tuple[Schema, Prepared, Table]:
@@ -46,26 +40,6 @@ def load_training_data(cfg: BoostConfig, source: str | None) -> tuple[Schema, Pr
         use_init=cfg.init_score,
     )
     return schema, prepare(table, schema), table
-
-
-def split_validation(data: Prepared, fraction: float, seed: int, ranking: bool) -> tuple[Prepared, Prepared]:
-    """A random hold-out of ``fraction`` of the rows (of whole query groups for ranking)."""
-    rng = np.random.default_rng(seed)
-    if ranking:
-        starts = np.r_[0, np.cumsum(data.group)[:-1]]
-        held = rng.random(len(data.group)) < fraction
-        if held.all() or not held.any():
-            held[: max(1, int(len(held) * fraction))] = True
-            held[-1] = False
-        pick = lambda mask: np.concatenate([np.arange(s, s + g) for s, g in zip(starts[mask], data.group[mask])])  # noqa: E731
-        train, valid = data.subset(pick(~held)), data.subset(pick(held))
-        train.group, valid.group = data.group[~held], data.group[held]
-        return train, valid
-    order = rng.permutation(data.rows)
-    cut = int(round(data.rows * (1 - fraction)))
-    if cut < 1 or cut >= data.rows:
-        raise DataError(f"--valid-fraction {fraction} leaves no rows to train or to validate on ({data.rows} rows)")
-    return data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))
 
 
 class RoundLogger:
@@ -178,7 +152,7 @@ def train(
     if not refitting and not use_cv and valid is None and cfg.valid_fraction > 0:
         # before the run directory: a table too small to split is refused without leaving a run behind
         train_part, valid_part = split_validation(data, cfg.valid_fraction, seed, schema.task == "lambdarank")
-    run_name = name or _default_name(cfg.data)
+    run_name = name or default_name(cfg.data)
     run, _ = start_run(
         BOOST.name, config_dict(cfg), name=run_name, runs_dir=runs_dir, resume=resume, device="cpu", seed=cfg.seed
     )
@@ -228,37 +202,6 @@ def train(
             run.write_summary({"status": "refitting", "valid": valid_scores})
             booster = _fit_all(params, data, schema, best_round, run, None)
     return finish_run(run, booster, schema, params, best_round, valid_scores, time.perf_counter() - started, result)
-
-
-def finish_run(
-    run: Run, booster: Any, schema: Schema, params: dict[str, Any], best_round: int, valid: dict[str, float],
-    wall_time_s: float, extra: dict[str, Any],
-) -> TrainResult:  # fmt: skip
-    """Write model.txt, schema.json, importance and the summary; keep what ``--resume`` needs to add rounds.
-
-    Nothing of it is written before training has succeeded, so a failed run holds no half model (``--dask``
-    calls it too, once the cluster has trained).
-    """
-    save_model(booster, run.path / MODEL_FILE, best_round, schema.to_dict())
-    (run.checkpoints / CHECKPOINT).unlink(missing_ok=True)
-    write_json(run.checkpoints / RESUME_STATE,
-               {"phase": "more", "rounds_done": best_round, "rounds_total": best_round, "params": params})  # fmt: skip
-    write_json(run.path / SCHEMA_FILE, schema.to_dict())
-    importance = write_importance(booster, schema, run)
-    metric = HEADLINE[schema.task]
-    headline = next((v for k, v in valid.items() if k.startswith(_lgb_name(metric))), None)
-    return run.finish(
-        "completed",
-        {"metric": f"valid_{metric}", "value": headline},
-        best={"round": best_round, **{f"valid_{k}": v for k, v in valid.items()}},
-        final={"rounds": booster.current_iteration()},
-        wall_time_s=wall_time_s,
-        best_checkpoint=MODEL_FILE,
-        top_features=importance[:5],
-        **extra,
-        best_round=best_round,
-        valid=valid,
-    )
 
 
 SMALL_SPLIT_ROWS, SMALL_SPLIT_GROUPS = 2000, 200
@@ -338,17 +281,6 @@ def _resumed_model(run_dir: Path, state: dict[str, Any]) -> Path:
     return checkpoint if checkpoint.exists() or state["phase"] != "more" else run_dir / MODEL_FILE
 
 
-def _lgb_name(metric: str) -> str:
-    return {"log_loss": "binary_logloss"}.get(metric, metric)
-
-
 def _best_scores(booster: Any) -> dict[str, float]:
     scores = booster.best_score.get("valid", {})
     return {k: float(v) for k, v in scores.items()}
-
-
-def _default_name(source: str | None) -> str:
-    if source in (None, "-"):
-        return "stdin"
-    stem = Path(source).name.split(".")[0]
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in stem).strip("-._") or "run"
