@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    from mltoolkit.export.segment import OnnxSegmenter
+
+class Scorer(Protocol):
+    """What masks are made from: the torch model (``Trained``) or its ONNX export, both at the training size."""
+
+    config: SegmentConfig
+
+    def scores(self, images: list[Image.Image]) -> torch.Tensor: ...
 
 
 @dataclass
@@ -107,7 +113,7 @@ def check_batch_size(batch_size: int | None) -> None:
 
 
 def predict_masks(
-    trained: Trained | OnnxSegmenter, images: Iterable[Image.Image], batch_size: int | None = None
+    trained: Scorer, images: Iterable[Image.Image], batch_size: int | None = None
 ) -> Iterator[np.ndarray]:
     """Class-index masks (H, W) at each image's own size, batched at the training resolution."""
     batch: list[Image.Image] = []
@@ -120,7 +126,7 @@ def predict_masks(
         yield from _predict_batch(trained, batch)
 
 
-def _predict_batch(trained: Trained | OnnxSegmenter, images: list[Image.Image]) -> list[np.ndarray]:
+def _predict_batch(trained: Scorer, images: list[Image.Image]) -> list[np.ndarray]:
     import torch
     import torch.nn.functional as F
 
