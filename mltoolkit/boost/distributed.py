@@ -41,7 +41,7 @@ import numpy as np
 
 from mltoolkit.boost.data import SIDE_FILES, Table, iter_chunks, read_data
 from mltoolkit.boost.params import BoostConfig, lightgbm_params
-from mltoolkit.boost.prepare import Prepared, build_schema, prepare, target_name
+from mltoolkit.boost.prepare import Prepared, prepare, schema_for, target_name
 from mltoolkit.boost.schema import MAX_CLASSES, Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, warn
@@ -216,17 +216,7 @@ def infer_schema(frame: Any, sample: Table, files: list[str], cfg: BoostConfig) 
     parts = [dask.delayed(_summarize)(part, levels, target, cfg.group) for part in frame.to_delayed()]
     summaries = list(dask.compute(*parts))
     source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} parts)"
-    schema = build_schema(
-        _summary_table(sample, summaries, source),
-        target=target,
-        task=cfg.task,
-        weight=cfg.weight,
-        group=cfg.group,
-        ids=cfg.id,
-        drop=cfg.drop,
-        categorical=cfg.categorical,
-        use_init=False,
-    )
+    schema = schema_for(_summary_table(sample, summaries, source), target, cfg, use_init=False)
     if schema.task == "lambdarank":
         _check_groups(summaries, files, cfg.group)
     return schema, sum(s["rows"] for s in summaries)

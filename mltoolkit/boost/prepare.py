@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from mltoolkit.boost.data import Table
 from mltoolkit.boost.schema import TASKS, Schema, class_labels, infer_features, infer_task, numbers
 from mltoolkit.core.console import info
 from mltoolkit.core.errors import DataError
+
+if TYPE_CHECKING:
+    from mltoolkit.boost.params import BoostConfig
 
 
 @dataclass
@@ -75,6 +78,21 @@ def target_name(table: Table, target: str | None, label_column: int | None) -> s
 
 def _listing(columns: list[str]) -> str:
     return ", ".join(columns[:12]) + (f", ... ({len(columns)} in all)" if len(columns) > 12 else "")
+
+
+def schema_for(table: Table, target: str | None, cfg: BoostConfig, *, use_init: bool) -> Schema:
+    """``build_schema`` with the columns the config names: one call for one process and for ``--dask``."""
+    return build_schema(
+        table,
+        target=target,
+        task=cfg.task,
+        weight=cfg.weight,
+        group=cfg.group,
+        ids=cfg.id,
+        drop=cfg.drop,
+        categorical=cfg.categorical,
+        use_init=use_init,
+    )
 
 
 def build_schema(

@@ -11,7 +11,7 @@ from mltoolkit.boost.booster import MODEL_FILE, check_model_file, lightgbm, load
 from mltoolkit.boost.data import Table, read_data
 from mltoolkit.boost.finish import CHECKPOINT, RESUME_STATE, default_name, finish_run
 from mltoolkit.boost.params import BoostConfig, check_config, lightgbm_params
-from mltoolkit.boost.prepare import Prepared, build_schema, prepare, split_validation, target_name, to_dataset
+from mltoolkit.boost.prepare import Prepared, prepare, schema_for, split_validation, target_name, to_dataset
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress
@@ -28,17 +28,7 @@ def load_training_data(cfg: BoostConfig, source: str | None) -> tuple[Schema, Pr
         raise UsageError("no training data: give DATA (a path or -) or a --lightgbm-config naming one")
     table = read_data(source)
     target = target_name(table, cfg.target, cfg.label_column)
-    schema = build_schema(
-        table,
-        target=target,
-        task=cfg.task,
-        weight=cfg.weight,
-        group=cfg.group,
-        ids=cfg.id,
-        drop=cfg.drop,
-        categorical=cfg.categorical,
-        use_init=cfg.init_score,
-    )
+    schema = schema_for(table, target, cfg, use_init=cfg.init_score)
     return schema, prepare(table, schema), table
 
 
