@@ -6,8 +6,8 @@ What it measures (issue 14), each server started here on 127.0.0.1 and stopped a
    bare FastAPI endpoint returning a constant (this machine's HTTP ceiling); 1,000-row requests against
    ``Predictor.predict`` on the same rows in process. Goals: >= 20x MLflow's req/s at 16 connections,
    p99 <= 25 ms, >= 50% of the bare ceiling; 1,000-row requests >= 0.8x in-process rows/s.
-2. transfer resnet18 (random weights): single-image requests at 16 connections vs in-process batched
-   images/s (goal >= 0.8x, thanks to micro-batching), with the batch sizes the server formed.
+2. transfer resnet18 and segment LRASPP-MobileNetV3 (random weights): single-image requests at 16 connections
+   vs in-process batched images/s (goal >= 0.8x, thanks to micro-batching), with the batch sizes the server formed.
 3. recommend top-10 for one user, rl one observation, at 16 connections.
 4. soak: --soak seconds at 16 connections on the boost server, 1 of the 16 sending malformed JSON (about 5%
    of requests): zero 5xx, every malformed request answered 4xx, RSS at the end within 10% of after warm-up.
@@ -18,9 +18,10 @@ MLflow goes in an environment of its own (its pins would move mltk's)::
     python3 -m venv mlflow-env && mlflow-env/bin/pip install mlflow lightgbm pandas
 
 then ``--mlflow-python mlflow-env/bin/python`` (default: this Python, if it imports mlflow). A peer or a
-technique that is missing (no mlflow, no ``load()`` yet, no example data) is skipped with a line saying so.
+peer that is missing (no mlflow, no example data) is skipped with a line saying so.
 
-    .venv/bin/python benchmarks/serve_load.py [--duration 10] [--soak 60] [--only boost,transfer,recommend,rl,soak]
+    .venv/bin/python benchmarks/serve_load.py [--duration 10] [--soak 60] \
+        [--only boost,transfer,segment,recommend,rl,soak]
 """
 
 from __future__ import annotations
@@ -259,17 +260,6 @@ def mltk(*args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def loadable(technique: str) -> bool:
-    from importlib import import_module
-
-    try:
-        import_module(f"mltoolkit.{technique}").load  # noqa: B018
-        return True
-    except (ImportError, AttributeError):
-        print(f"skip {technique}: mltoolkit.{technique} has no load() yet", file=sys.stderr)
-        return False
-
-
 # --- the four parts ----------------------------------------------------------------------------------------------
 
 
@@ -351,16 +341,36 @@ def _boost_goals(figures: dict[tuple[str, str], Load], bulk_rate: float) -> None
     if ("mlflow models serve", "1 row 16") in figures:
         ratio = ours.rps / figures["mlflow models serve", "1 row 16"].rps
         print(f"boost goal: {ratio:.1f}x MLflow's req/s at 16 connections (goal >= 20x)")
-    ceiling = figures["bare FastAPI", "1 row 16"].rps
-    print(f"boost goal: {ours.rps / ceiling:.0%} of the bare endpoint's req/s at 16 connections (goal >= 50%)")
+    bare = figures["bare FastAPI", "1 row 16"]
+    print(f"boost goal: {ours.rps / bare.rps:.0%} of the bare endpoint's req/s at 16 connections (goal >= 50%)")
+    print(f"boost: p99 {ours.p99 / bare.p99:.1f}x the bare endpoint's ({bare.p99:.1f} ms) under the same load")
     ratio = figures["mltk serve", "1000 rows"].rps * 1000 / bulk_rate
     print(f"boost goal: 1000-row requests {ratio:.2f}x in-process rows/s (goal >= 0.8x)")
 
 
-def bench_transfer(args: argparse.Namespace, work: Path, tool: str, table: list[list[Any]]) -> None:
-    from PIL import Image
-
+def bench_images(args: argparse.Namespace, work: Path, tool: str, table: list[list[Any]]) -> None:
+    """transfer (resnet18) and segment (LRASPP), random weights: one image per request at 16 connections."""
     from mltoolkit.serve.server import load_predictor
+
+    runs = work / "runs"
+    cases = {"transfer": _transfer_run, "segment": _segment_run}
+    for technique in [name for name in cases if name in args.only]:
+        run_dir, image = cases[technique](work, runs)
+        predictor, _ = load_predictor(run_dir, runs_dir=runs)
+        rate = in_process_rate(predictor.predict, [image] * 32, args.duration)
+        table.append([technique, "in-process Predictor.predict", "32 images", "-", f"{rate:,.1f} images/s"])
+        body = work / f"{technique}.jpg"
+        body.write_bytes(image)
+        with mltk_server(run_dir, runs, work, "--max-batch", "32", "--max-wait-ms", "5") as url:
+            found = run_load(url + "/predict", body, "image/jpeg", 16, args.duration, tool)
+            table.append([technique, "mltk serve", "1 image", 16, f"{found.rps:,.1f} images/s", *_latency(found)])
+            ratio = found.rps / rate
+            print(f"{technique} goal: {ratio:.2f}x in-process batched images/s (goal >= 0.8x); {batch_sizes(url)}")
+
+
+def _transfer_run(work: Path, runs: Path) -> tuple[Path, bytes]:
+    """A resnet18 classifier trained one epoch on 8 plain-colour images; one of them as the request."""
+    from PIL import Image
 
     data = work / "images"
     for label, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
@@ -368,32 +378,38 @@ def bench_transfer(args: argparse.Namespace, work: Path, tool: str, table: list[
             (data / split / label).mkdir(parents=True, exist_ok=True)
             for i in range(4):
                 Image.new("RGB", (256, 256), tuple(c + 5 * i for c in colour)).save(data / split / label / f"{i}.jpg")
-    runs = work / "runs"
     recipe = ["--model", "resnet18", "--weights", "none", "--epochs", "1", "--name", "serve-bench"]
     trained = mltk("transfer", "train", "--data", str(data), *recipe, "--runs-dir", str(runs))
-    run_dir = Path(trained["run_dir"])
-    image = (data / "val" / "red" / "0.jpg").read_bytes()
-    predictor, _ = load_predictor(run_dir, runs_dir=runs)
-    rate = in_process_rate(predictor.predict, [image] * 32, args.duration)
-    table.append(["transfer", "in-process Predictor.predict", "32 images", "-", f"{rate:,.1f} images/s"])
-    body = work / "image.jpg"
-    body.write_bytes(image)
-    with mltk_server(run_dir, runs, work, "--max-batch", "32", "--max-wait-ms", "5") as url:
-        found = run_load(url + "/predict", body, "image/jpeg", 16, args.duration, tool)
-        table.append(["transfer", "mltk serve", "1 image", 16, f"{found.rps:,.1f} images/s", *_latency(found)])
-        print(f"transfer goal: {found.rps / rate:.2f}x in-process batched images/s (goal >= 0.8x); {batch_sizes(url)}")
+    return Path(trained["run_dir"]), (data / "val" / "red" / "0.jpg").read_bytes()
+
+
+def _segment_run(work: Path, runs: Path) -> tuple[Path, bytes]:
+    """An LRASPP-MobileNetV3 segmenter trained one epoch on 8 synthetic 256-pixel images; a 256x256 JPEG request."""
+    import io
+
+    from PIL import Image
+
+    from mltoolkit.segment.synthetic import write_shapes
+
+    root = write_shapes(work / "shapes", train=8, val=2, size=256)
+    recipe = ["--model", "lraspp_mobilenet_v3_large", "--weights", "none", "--weights-backbone", "none"]
+    recipe += ["--size", "256", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--name", "serve-bench"]
+    trained = mltk("segment", "train", str(root), *recipe, "--runs-dir", str(runs))
+    image = io.BytesIO()
+    Image.open(next((root / "val" / "images").glob("*.png"))).convert("RGB").save(image, "JPEG")
+    return Path(trained["run_dir"]), image.getvalue()
 
 
 def bench_recommend_rl(args: argparse.Namespace, work: Path, tool: str, table: list[list[Any]]) -> None:
     runs = work / "runs"
     cases = []
-    if "recommend" in args.only and loadable("recommend"):
+    if "recommend" in args.only:
         from mltoolkit.recommend.synthetic import ratings_table, write_csv
 
         ratings = write_csv(work / "ratings.csv", ratings_table(users=2000, items_per_group=200, groups=5, per_user=20))
         trained = mltk("recommend", "train", str(ratings), "--model", "als", "--runs-dir", str(runs), "--threads", "1")
         cases.append(("recommend", trained["run_dir"], {"user": "u1", "n": 10}, "top-10 for 1 user"))
-    if "rl" in args.only and loadable("rl"):
+    if "rl" in args.only:
         trained = mltk("rl", "train", "--env", "CartPole-v1", "--total-steps", "2000", "--runs-dir", str(runs))
         cases.append(("rl", trained["run_dir"], [0.01, 0.1, -0.02, -0.1], "1 observation"))
     for technique, run_dir, document, what in cases:
@@ -412,7 +428,7 @@ def soak(args: argparse.Namespace, work: Path, tool: str) -> None:
     bad.write_text('{"not json": ')
     pids: list[int] = []
     with mltk_server(run_dir, runs, work, "--threads", "1", pids=pids) as url:
-        warm = run_load(url + "/predict", good, "application/json", 16, min(5.0, args.soak), tool)
+        warm = run_load(url + "/predict", good, "application/json", 15, min(5.0, args.soak), tool)  # as the soak
         before = rss_mb(pids[0])
         rate = warm.rps * MALFORMED_SHARE / (1 - MALFORMED_SHARE)
         child = [sys.executable, __file__, "--_malformed", url, str(bad), str(args.soak), tool, str(rate)]
@@ -452,7 +468,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds of load per measurement")
     parser.add_argument("--soak", type=float, default=60, help="seconds of the soak (0 skips it)")
-    parser.add_argument("--only", default="boost,transfer,recommend,rl,soak", help="comma-separated parts")
+    parser.add_argument("--only", default="boost,transfer,segment,recommend,rl,soak", help="comma-separated parts")
     parser.add_argument("--mlflow-python", default=sys.executable, help="a Python that imports mlflow and lightgbm")
     args = parser.parse_args()
     tool = generator()
@@ -461,14 +477,14 @@ def main() -> None:
     print(f"load generator: {tool}; load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         work = Path(tmp)
-        if "boost" in parts and loadable("boost"):
+        if "boost" in parts:
             bench_boost(args, work, tool, table)
-        if "transfer" in parts and loadable("transfer"):
-            bench_transfer(args, work, tool, table)
+        if parts & {"transfer", "segment"}:
+            bench_images(args, work, tool, table)
         if parts & {"recommend", "rl"}:
             bench_recommend_rl(args, work, tool, table)
         print_table(table)
-        if args.soak > 0 and "soak" in parts and loadable("boost"):
+        if args.soak > 0 and "soak" in parts:
             soak(args, work, tool)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
