@@ -204,6 +204,35 @@ def test_python_api_result_and_model_file_alone_as_on_one_machine(mltk, tmp_path
     fails(resumed, 2, "--resume is not available with --dask")
 
 
+def test_workers_bin_features_as_one_machine(cluster):
+    """The bins every worker trains with are the ones one process finds for the whole table: LightGBM's
+    own sample (same rows, same seed), the whole table's row count for feature_pre_filter (a rare
+    feature is dropped alike), a categorical column; so one machine's model comes out tree for tree."""
+    import lightgbm as lgb
+
+    from mltoolkit.boost.distributed import _bin_sample, shared_bins
+    from mltoolkit.boost.prepare import Prepared
+
+    rng = np.random.default_rng(0)
+    X = np.round(rng.standard_normal((5000, 5)) * 64) / 64  # exact in float32, as workers hold features
+    X[rng.random(5000) < 0.1, 0] = np.nan
+    X[:, 1] = np.where(rng.random(5000) < 0.995, 0.0, X[:, 1])  # kept or dropped by the rows' count
+    X[:, 4] = rng.integers(0, 7, 5000)
+    y = (X[:, 2] + X[:, 3] + rng.normal(size=5000) > 0).astype(float)
+    params = {"objective": "binary", "verbose": -1, "seed": 3, "bin_construct_sample_cnt": 700, "num_threads": 1}
+    ends = [0, 1200, 3100, 5000]
+    parts = [Prepared(np.asfortranarray(X[a:b], dtype=np.float32), y[a:b]) for a, b in zip(ends, ends[1:])]
+    sample, total = _bin_sample(cluster, cluster.scatter(parts), params)
+    bins = shared_bins(np.concatenate(cluster.gather(sample)), total, params, [4])
+    workers = lgb.Dataset([p.X for p in parts], label=y, params=params, reference=bins).construct()
+    one = lgb.Dataset(X, label=y, params=params, categorical_feature=[4]).construct()
+    assert [workers.feature_num_bin(i) for i in range(5)] == [one.feature_num_bin(i) for i in range(5)]
+    assert one.feature_num_bin(1) == 0  # the rare feature: filtered on both sides
+    trees = [lgb.train(params, d, 10).model_to_string().split("Tree=0")[1].split("feature_importances")[0]
+             for d in (workers, one)]  # fmt: skip
+    assert trees[0] == trees[1]
+
+
 def test_worker_dying_mid_training_fails_the_run(mltk, tmp_path, parts, cluster):
     """Runs last: SIGKILL one worker once LightGBM trains; exit 4, run marked failed, no model written."""
     pids = cluster.run(os.getpid)

@@ -17,7 +17,8 @@ of two documented limits of ``lightgbm.dask`` (4.7):
   them stop at the same round;
 - it concatenates a worker's partitions into one array before building the Dataset (twice the
   memory); here the Dataset is built from the list of partitions without a copy.
-Feature bins come from one sample of all partitions, shared by every worker, as one machine bins.
+Feature bins are the ones one machine finds: LightGBM's own sample of the whole table (the same
+rows, drawn with the same seed), binned by LightGBM's own code on every worker.
 Only this process (the client) writes the run directory, and only after training has succeeded: the
 same model.txt (its schema line included, so it loads alone), schema.json and summary as on one machine.
 """
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mltoolkit.boost.data import SIDE_FILES, Table, iter_chunks, read_data
+from mltoolkit.boost.data import SIDE_FILES, Table, iter_chunks, read_data, sniff_layout
 from mltoolkit.boost.params import BoostConfig, lightgbm_params
 from mltoolkit.boost.prepare import Prepared, prepare, schema_for, target_name
 from mltoolkit.boost.schema import MAX_CLASSES, Schema
@@ -59,7 +60,6 @@ INSTALL = "pip install 'mltk[dask]'"
 CONNECT_TIMEOUT_S = 10
 WATCH_S = 1.0  # how often a waiting client checks that the training workers are still there
 SAMPLE_ROWS = 1000  # rows of the first part read on the client for the layout
-BIN_SAMPLE_ROWS = 200_000  # LightGBM's bin_construct_sample_cnt
 
 
 def require_dask() -> None:
@@ -153,20 +153,41 @@ def read_parts(files: list[str]) -> tuple[Any, Table]:
     return frame, sample
 
 
-def _read_part(path: str, expected: list[str], first: str) -> pd.DataFrame:
-    """One partition (on a worker): a whole file, read as on one machine, with the first file's columns."""
+def _read_part(path: str, expected: list[str], first: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One partition (on a worker): a file read as on one machine, with the first file's columns.
+
+    With ``columns``, only those come back, and a Parquet part reads nothing else (the schema pass
+    needs the level columns alone; reading whole files twice was a tenth of a small run's time).
+    """
+    if columns is not None and _is_parquet(path):
+        import pandas as pd
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+        _check_columns(path, [c for c in schema.names if c not in index], expected, first)
+        return pd.read_parquet(path, columns=columns)
     frame = read_data(path, side_files=False).frame
     if frame is None:
         raise DataError(f"{path}: --dask reads CSV/TSV, Parquet or JSON lines parts, not LibSVM")
-    columns = [str(c) for c in frame.columns]
+    frame.columns = [str(c) for c in frame.columns]
+    _check_columns(path, list(frame.columns), expected, first)
+    return frame[expected if columns is None else columns]
+
+
+def _is_parquet(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return sniff_layout(path, handle.read(4)).kind == "parquet"
+
+
+def _check_columns(path: str, columns: list[str], expected: list[str], first: str) -> None:
+    """Every part has the first part's columns: name the file and the first column that differs."""
     missing = [c for c in expected if c not in columns]
     if missing:
         raise DataError(f"{path}: has no column {missing[0]!r} (which {first} has); every part needs the same columns")
     extra = [c for c in columns if c not in expected]
     if extra:
         raise DataError(f"{path}: column {extra[0]!r} is not in {first}; every part needs the same columns")
-    frame.columns = columns
-    return frame[expected]
 
 
 def _summarize(frame: pd.DataFrame, levels: list[str], target: str | None, group: str | None) -> dict[str, Any]:
@@ -202,8 +223,8 @@ def _summary_table(sample: Table, summaries: list[dict[str, Any]], source: str) 
     return Table(source=source, frame=frame, headerless=sample.headerless)
 
 
-def infer_schema(frame: Any, sample: Table, files: list[str], cfg: BoostConfig) -> tuple[Schema, int]:
-    """The schema of all partitions together (one pass over them), and their row count."""
+def infer_schema(sample: Table, files: list[str], cfg: BoostConfig) -> tuple[Schema, int]:
+    """The schema of all partitions together (one pass over their level columns), and their row count."""
     import dask
     import pandas as pd
 
@@ -213,7 +234,10 @@ def infer_schema(frame: Any, sample: Table, files: list[str], cfg: BoostConfig) 
     levels = [
         c for c in sample.frame.columns if c not in excluded and (c in text or c in cfg.categorical or c == target)
     ]
-    parts = [dask.delayed(_summarize)(part, levels, target, cfg.group) for part in frame.to_delayed()]
+    columns = [str(c) for c in sample.frame.columns]
+    needed = [c for c in columns if c in levels or c == cfg.group]
+    read = dask.delayed(_read_part)
+    parts = [dask.delayed(_summarize)(read(f, columns, files[0], needed), levels, target, cfg.group) for f in files]
     summaries = list(dask.compute(*parts))
     source = files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} parts)"
     schema = schema_for(_summary_table(sample, summaries, source), target, cfg, use_init=False)
@@ -280,27 +304,88 @@ class _Port:
         self.socket.close()
 
 
-def _bin_sample(part: Prepared, rows: int, seed: int) -> np.ndarray:
-    """Up to ``rows`` random rows of one partition's features."""
-    if rows >= part.rows:
-        return part.X
-    return part.X[np.sort(np.random.default_rng(seed).choice(part.rows, rows, replace=False))]
+def _sample_indices(total_rows: int, params: dict[str, Any]) -> np.ndarray:
+    """The rows (of all parts, in file order) that one machine would bin features from.
+
+    LightGBM's own draw (``LGBM_SampleIndices``): ``bin_construct_sample_cnt`` rows chosen with the
+    ``data_random_seed`` that ``params`` give, so a table read by one process whose rows are the parts
+    one after the other is binned from exactly these rows.
+    """
+    import ctypes
+
+    from lightgbm.basic import _LIB, _c_str, _param_dict_to_str, _safe_call
+
+    config = _c_str(_param_dict_to_str(params))
+    count = ctypes.c_int(0)
+    _safe_call(_LIB.LGBM_GetSampleCount(ctypes.c_int32(total_rows), config, ctypes.byref(count)))
+    indices = np.empty(count.value, dtype=np.int32)
+    drawn = ctypes.c_int32(0)
+    _safe_call(
+        _LIB.LGBM_SampleIndices(
+            ctypes.c_int32(total_rows), config, indices.ctypes.data_as(ctypes.c_void_p), ctypes.byref(drawn)
+        )
+    )
+    return indices[: drawn.value]
 
 
-def _bin_samples(client: Client, parts: list[Future], params: dict[str, Any]) -> list[Future]:
-    """A sample of all partitions, as many rows as LightGBM samples on one machine, to bin every feature from.
+def _take_rows(part: Prepared, rows: np.ndarray) -> np.ndarray:
+    return part.X[rows]
+
+
+def _bin_sample(client: Client, parts: list[Future], params: dict[str, Any]) -> tuple[list[Future], int]:
+    """The rows one machine would bin every feature from (a future per part), and the table's row count.
 
     Left to itself, distributed LightGBM finds each feature's bins from the rows of the one worker
     that owns the feature; with parts that differ (files written by date, say) the bins would fit
-    that worker's rows only. From one shared sample, every worker bins as one machine would.
+    that worker's rows only. From LightGBM's own sample of the whole table, every worker bins as
+    one machine does.
     """
     sizes = _sizes(client, parts)
-    wanted = int(params.get("bin_construct_sample_cnt", BIN_SAMPLE_ROWS))
-    seed = int(params.get("seed", 0))
-    return [
-        client.submit(_bin_sample, part, -(-wanted * size // sum(sizes)), seed + index, pure=False)
-        for index, (part, size) in enumerate(zip(parts, sizes))
-    ]
+    indices = _sample_indices(sum(sizes), params)
+    starts = np.cumsum([0, *sizes])
+    picks = [indices[(indices >= lo) & (indices < hi)] - lo for lo, hi in zip(starts[:-1], starts[1:])]
+    return [client.submit(_take_rows, part, rows, pure=False) for part, rows in zip(parts, picks)], int(starts[-1])
+
+
+def shared_bins(sample: np.ndarray, total_rows: int, params: dict[str, Any], categorical: list[int]) -> Any:
+    """A Dataset holding only feature bins: those one machine finds for a table of ``total_rows`` rows
+    whose sampled rows are ``sample``. Training Datasets take it as their ``reference``.
+
+    It calls the routine one process runs on its sample (``ConstructFromSampleData``, through
+    ``LGBM_DatasetCreateFromSampledColumn``, as LightGBM's ``Sequence`` input does) with the whole
+    table's row count, so ``feature_pre_filter`` drops the same features; it holds one row, not the
+    sample (building a Dataset of the sample would bin and store all of its rows). This runs before
+    LightGBM's network is up, so each worker bins every feature itself, with no exchange: LightGBM's
+    distributed bin finding would apply ``forcedbins_filename`` to the wrong features on ranks > 0.
+    """
+    import ctypes
+
+    import lightgbm as lgb
+    from lightgbm.basic import _LIB, ZERO_THRESHOLD, _c_str, _param_dict_to_str, _safe_call
+
+    values, positions = [], []
+    for column in np.asarray(sample, dtype=np.float64).T:
+        kept = (np.abs(column) > ZERO_THRESHOLD) | np.isnan(column)  # what LightGBM's own sampling keeps
+        values.append(np.ascontiguousarray(column[kept]))
+        positions.append(np.flatnonzero(kept).astype(np.int32))
+    doubles, ints = ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_int32)
+    config = {**params, **({"categorical_column": sorted(categorical)} if categorical else {})}
+    bins = lgb.Dataset(None, params=params, categorical_feature=categorical or "auto")
+    bins._handle = ctypes.c_void_p()
+    _safe_call(
+        _LIB.LGBM_DatasetCreateFromSampledColumn(
+            (doubles * len(values))(*(v.ctypes.data_as(doubles) for v in values)),
+            (ints * len(positions))(*(p.ctypes.data_as(ints) for p in positions)),
+            ctypes.c_int32(len(values)),
+            np.array([len(v) for v in values], dtype=np.int32).ctypes.data_as(ints),
+            ctypes.c_int32(len(sample)),
+            ctypes.c_int32(1),
+            ctypes.c_int64(total_rows),
+            _c_str(_param_dict_to_str(config)),
+            ctypes.byref(bins._handle),
+        )
+    )
+    return bins
 
 
 def _dataset(parts: list[Prepared], params: dict[str, Any], categorical: list[int], reference: Any = None) -> Any:
@@ -327,6 +412,7 @@ def _fit_on_worker(
     params: dict[str, Any],
     parts: list[Prepared],
     sample: list[np.ndarray],
+    total_rows: int,
     valid: list[Prepared],
     rounds: int,
     categorical: list[int],
@@ -339,8 +425,7 @@ def _fit_on_worker(
     quiet = logging.getLogger("mltk.lightgbm.network")
     quiet.setLevel(logging.ERROR)  # LightGBM logs its socket handshake before it reads verbose=-1
     lgb.register_logger(quiet)
-    rows = np.concatenate(sample)
-    bins = lgb.Dataset(rows, label=np.zeros(len(rows)), categorical_feature=categorical or "auto", params=params)
+    bins = shared_bins(np.concatenate(sample), total_rows, params, categorical)
     dtrain = _dataset(parts, params, categorical, reference=bins)
     valid_sets = [_dataset(valid, params, categorical, reference=dtrain)] if valid else []
     evals: dict[str, Any] = {}
@@ -394,7 +479,7 @@ def fit(
         numbers = client.gather({w: client.submit(operator.attrgetter("number"), p) for w, p in ports.items()})
         machines = ",".join(f"{urlparse(w).hostname}:{numbers[w]}" for w in workers)
         params.update(machines=machines, num_machines=len(workers))
-    sample = _bin_samples(client, parts, params)
+    sample, total_rows = _bin_sample(client, parts, params)
     nthreads = client.nthreads()
     futures = [
         client.submit(
@@ -402,6 +487,7 @@ def fit(
             {**params, "num_threads": nthreads[w], **({"local_listen_port": numbers[w]} if numbers else {})},
             by_worker[w],
             sample,
+            total_rows,
             valid,
             rounds,
             schema.categorical_indices,
@@ -492,7 +578,7 @@ def train_on_cluster(
     valid_files = list_parts(cfg.valid) if cfg.valid else None
     with connect(cfg.dask) as client:
         frame, sample = read_parts(files)
-        schema, rows = infer_schema(frame, sample, files, cfg)
+        schema, rows = infer_schema(sample, files, cfg)
         params = lightgbm_params(cfg, schema.task, len(schema.classes or []), threads=1)
         seed = cfg.seed if cfg.seed is not None else 0
         fraction = 0 if valid_files else cfg.valid_fraction
