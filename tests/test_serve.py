@@ -354,6 +354,8 @@ def test_workers_serve_and_stop_together(served):
         replies = [client.request("POST", "/predict?strict=false", body, headers=headers) for _ in range(6)]
         assert {r.status for r in replies} == {200}
         assert len({r.data for r in replies}) == 1, "every worker answers alike"
+        metrics = client.request("GET", "/metrics").data.decode()
+        assert 'mltk_requests_total{method="POST",path="/predict",status="200"} 6.0' in metrics, "all workers counted"
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(SHORT_TIMEOUT_S) == 0, log.read_text()[-2000:]

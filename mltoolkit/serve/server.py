@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import asdict, replace
 from importlib import import_module
 from pathlib import Path
@@ -21,6 +22,7 @@ from mltoolkit.core.contract import Predictor
 from mltoolkit.core.errors import DataError, ResourceError, UsageError
 from mltoolkit.core.runs import Run, resolve_run_dir
 from mltoolkit.serve.app import Settings, create_app
+from mltoolkit.serve.metrics import MULTIPROCESS_ENV
 from mltoolkit.techniques import get
 
 _WORKER_ENV = "MLTK_SERVE_WORKER"  # JSON: what each of N worker processes needs to build its app
@@ -75,7 +77,9 @@ def serve(
     info(f"serving {what} on http://{host}:{port} ({workers} worker{'s' * (workers > 1)}); Ctrl-C stops")
     try:
         if workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            with tempfile.TemporaryDirectory(prefix="mltk-metrics-") as shared:  # the workers' summed /metrics
+                os.environ[MULTIPROCESS_ENV] = shared
+                Multiprocess(config, sockets=[config.bind_socket()]).run()
         else:
             server.run()
     except KeyboardInterrupt:  # uvicorn re-raises the signal it stopped on, once it has stopped cleanly
