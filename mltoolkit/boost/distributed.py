@@ -223,8 +223,8 @@ def _summary_table(sample: Table, summaries: list[dict[str, Any]], source: str) 
     return Table(source=source, frame=frame, headerless=sample.headerless)
 
 
-def infer_schema(sample: Table, files: list[str], cfg: BoostConfig) -> tuple[Schema, int]:
-    """The schema of all partitions together (one pass over their level columns), and their row count."""
+def infer_schema(sample: Table, files: list[str], cfg: BoostConfig) -> tuple[Schema, list[int]]:
+    """The schema of all partitions together (one pass over their level columns), and their row counts."""
     import dask
     import pandas as pd
 
@@ -243,7 +243,7 @@ def infer_schema(sample: Table, files: list[str], cfg: BoostConfig) -> tuple[Sch
     schema = schema_for(_summary_table(sample, summaries, source), target, cfg, use_init=False)
     if schema.task == "lambdarank":
         _check_groups(summaries, files, cfg.group)
-    return schema, sum(s["rows"] for s in summaries)
+    return schema, [s["rows"] for s in summaries]
 
 
 def _check_groups(summaries: list[dict[str, Any]], files: list[str], group: str | None) -> None:
@@ -259,27 +259,41 @@ def _check_groups(summaries: list[dict[str, Any]], files: list[str], group: str 
                 )
 
 
-def _encode(frame: pd.DataFrame, path: str, schema: Schema, fraction: float, seed: int) -> tuple[Prepared, Any]:
-    """One partition in LightGBM's terms (float32), with a random ``fraction`` (whole groups) held out."""
+def _encode(
+    frame: pd.DataFrame, path: str, schema: Schema, fraction: float, seed: int, held: np.ndarray | None
+) -> tuple[Prepared, Any]:
+    """One partition in LightGBM's terms (float32), with its ``held`` rows (or, for ranking, a random
+    ``fraction`` of its query groups) set apart to validate on."""
     from mltoolkit.boost.prepare import split_validation
 
     data = prepare(Table(source=path, frame=frame), schema)
     data.X = np.asfortranarray(data.X, dtype=np.float32)
     if fraction <= 0:
         return data, None
-    return split_validation(data, fraction, seed, schema.task == "lambdarank")
+    if held is None:
+        return split_validation(data, fraction, seed, ranking=True)
+    return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
 
 
 def encode_parts(
-    client: Client, frame: Any, files: list[str], schema: Schema, fraction: float, seed: int
+    client: Client, frame: Any, files: list[str], sizes: list[int], schema: Schema, fraction: float, seed: int
 ) -> tuple[list[Future], list[Future]]:
-    """Encode every partition on the worker that read it; wait, so bad data fails before a run exists."""
+    """Encode every partition on the worker that read it; wait, so bad data fails before a run exists.
+
+    The validation rows are the ones one machine holds out of the whole table (``held_rows`` over all
+    rows in part order). Ranking holds out whole groups, drawn per part.
+    """
     import dask
     from distributed import wait
 
+    from mltoolkit.boost.prepare import held_rows
+
+    held: list[np.ndarray | None] = [None] * len(files)
+    if fraction > 0 and schema.task != "lambdarank":
+        held = np.split(held_rows(sum(sizes), fraction, seed), np.cumsum(sizes)[:-1])
     tasks = [
-        dask.delayed(_encode)(part, path, schema, fraction, seed + index)
-        for index, (part, path) in enumerate(zip(frame.to_delayed(), files))
+        dask.delayed(_encode)(part, path, schema, fraction, seed + index, rows)
+        for index, (part, path, rows) in enumerate(zip(frame.to_delayed(), files, held))
     ]
     pairs = client.compute(tasks)
     train = [client.submit(operator.itemgetter(0), pair) for pair in pairs]
@@ -578,13 +592,15 @@ def train_on_cluster(
     valid_files = list_parts(cfg.valid) if cfg.valid else None
     with connect(cfg.dask) as client:
         frame, sample = read_parts(files)
-        schema, rows = infer_schema(sample, files, cfg)
+        schema, sizes = infer_schema(sample, files, cfg)
+        rows = sum(sizes)
         params = lightgbm_params(cfg, schema.task, len(schema.classes or []), threads=1)
         seed = cfg.seed if cfg.seed is not None else 0
         fraction = 0 if valid_files else cfg.valid_fraction
-        train_parts, valid_parts = encode_parts(client, frame, files, schema, fraction, seed)
+        train_parts, valid_parts = encode_parts(client, frame, files, sizes, schema, fraction, seed)
         if valid_files:
-            valid_parts = encode_parts(client, read_parts(valid_files)[0], valid_files, schema, 0, seed)[0]
+            valid_frame = read_parts(valid_files)[0]
+            valid_parts = encode_parts(client, valid_frame, valid_files, [], schema, 0, seed)[0]
         run, _ = start_run(
             BOOST.name, config_dict(cfg), name=name or default_name(files[0]), runs_dir=runs_dir, device="cpu",
             seed=cfg.seed,

@@ -209,8 +209,17 @@ def split_validation(data: Prepared, fraction: float, seed: int, ranking: bool) 
         train, valid = data.subset(pick(~held)), data.subset(pick(held))
         train.group, valid.group = data.group[~held], data.group[held]
         return train, valid
-    order = rng.permutation(data.rows)
-    cut = int(round(data.rows * (1 - fraction)))
-    if cut < 1 or cut >= data.rows:
-        raise DataError(f"--valid-fraction {fraction} leaves no rows to train or to validate on ({data.rows} rows)")
-    return data.subset(np.sort(order[:cut])), data.subset(np.sort(order[cut:]))
+    held = held_rows(data.rows, fraction, seed)
+    return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+
+
+def held_rows(rows: int, fraction: float, seed: int) -> np.ndarray:
+    """Which of ``rows`` rows a random hold-out of ``fraction`` validates on, as a mask; ``--dask`` draws
+    it for the whole table, so its parts hold out the rows one machine would."""
+    order = np.random.default_rng(seed).permutation(rows)
+    cut = int(round(rows * (1 - fraction)))
+    if cut < 1 or cut >= rows:
+        raise DataError(f"--valid-fraction {fraction} leaves no rows to train or to validate on ({rows} rows)")
+    held = np.zeros(rows, dtype=bool)
+    held[order[cut:]] = True
+    return held
