@@ -20,7 +20,7 @@ they are touched, as SB3's lazily touched numpy pages do).
 Memory: a 1M-transition replay memory of 84x84 frames allocated by mltk (``FrameReplay``) and filled
 with a few thousand steps of Pong, against SB3's ``ReplayBuffer`` of the same capacity, whose size
 is measured on a 1000-transition buffer and scaled (1M would not fit in this machine's memory).
-SB3 needs `pip install -e ".[bench]"` (stable-baselines3, psutil) and opencv-python-headless.
+SB3 needs `pip install -e ".[bench]"` (stable-baselines3, psutil, opencv-python-headless for its AtariWrapper).
 """
 
 from __future__ import annotations
