@@ -428,7 +428,7 @@ def test_torchrun_two_processes_write_one_run(mltk, broken, tmp_path):
 
 
 def test_time_budget_keeps_room_for_the_first_validation():
-    from mltoolkit.segment.training import validation_time
+    from mltoolkit.core.engine import validation_time
 
     assert validation_time(None, step_time=1.0, batches=30) >= 15  # 30 batches after 1 s steps: not 0 s
     assert validation_time(4.0, step_time=1.0, batches=30) == 4.0  # measured: as measured

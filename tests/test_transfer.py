@@ -264,21 +264,21 @@ def test_recipe_options_run(mltk, shapes, tmp_path):
 
 
 def test_interrupt_saves_state_and_resume_finishes(mltk, shapes, tmp_path, monkeypatch):
-    from mltoolkit.transfer import trainer
+    from mltoolkit.core import engine
 
-    original = trainer.FinetuneLearner.train_epoch
+    original = engine.train_one_epoch
 
-    def interrupted_in_epoch_2(self, epoch):
-        if epoch == 2:
+    def interrupted_in_epoch_2(*args, title, **kwargs):
+        if title.startswith("epoch 2/"):
             raise KeyboardInterrupt
-        return original(self, epoch)
+        return original(*args, title=title, **kwargs)
 
-    monkeypatch.setattr(trainer.FinetuneLearner, "train_epoch", interrupted_in_epoch_2)
+    monkeypatch.setattr(engine, "train_one_epoch", interrupted_in_epoch_2)
     runs = tmp_path / "runs"
     fails(mltk("transfer", "train", "--data", shapes, *FAST, *args(epochs=2, runs_dir=runs, name="cut")), 130)
     run = runs / "transfer" / "cut"
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(trainer.FinetuneLearner, "train_epoch", original)
+    monkeypatch.setattr(engine, "train_one_epoch", original)
     out = ok(mltk("transfer", "train", "--resume", "cut", "--runs-dir", runs)).json()
     assert out["epochs_run"] == 2 and json.loads((run / "summary.json").read_text())["status"] == "completed"
 

@@ -63,3 +63,17 @@ def load_checkpoint(path: str | Path, technique: str | None = None, map_location
     if technique is not None and payload.get("technique") != technique:
         raise DataError(f"{path}: is a {payload.get('technique')!r} checkpoint, not {technique!r}")
     return payload
+
+
+def run_checkpoint(ref: str | Path, runs_dir: str | Path, technique: str) -> tuple[Path, Path | None]:
+    """The checkpoint a RUN argument names and its run directory (None for a file outside one): a run's
+    ``best.pt`` (``last.pt`` where no validation has scored yet), or the checkpoint file itself."""
+    from mltoolkit.core.runs import resolve_run
+
+    path = resolve_run(ref, runs_dir, technique)
+    if path.is_file():
+        return path, path.parent.parent if path.parent.name == "checkpoints" else None
+    for name in ("best.pt", "last.pt"):
+        if (path / "checkpoints" / name).is_file():
+            return path / "checkpoints" / name, path
+    raise DataError(f"{path}: no checkpoints/best.pt (did training finish an epoch?)")

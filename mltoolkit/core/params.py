@@ -209,3 +209,11 @@ class RunOptions:
     tensorboard: bool = param(
         False, "Also write every metrics row as TensorBoard scalars under <run>/tb/ (needs mltk[tensorboard])."
     )
+
+
+def check_counts(**counts: int | None) -> None:
+    """Counts given to evaluate or predict (``top_k=``, ``batch_size=``): each at least 1, or None (not given).
+    Checked before the model is loaded, so that a typo costs nothing and is not silently corrected."""
+    for name, value in counts.items():
+        if value is not None and value < 1:
+            raise DataError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")

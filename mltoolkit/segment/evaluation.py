@@ -7,8 +7,9 @@ from typing import Any
 
 from mltoolkit.core.console import info
 from mltoolkit.core.io import write_json
+from mltoolkit.core.params import check_counts
 from mltoolkit.segment.data import find_layout, list_pairs, load_split, open_image, read_mask
-from mltoolkit.segment.inference import check_batch_size, load_trained, predict_masks
+from mltoolkit.segment.inference import load_trained, predict_masks
 from mltoolkit.segment.metrics import ConfusionMatrix
 
 
@@ -29,7 +30,7 @@ def evaluate(
     """
     import torch
 
-    check_batch_size(batch_size)
+    check_counts(batch_size=batch_size)
     trained = load_trained(run, runs_dir, device, threads)
     root = Path(data) if data is not None else Path(trained.config.data)
     layout = find_layout(root)

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mltoolkit.core.checkpoint import load_checkpoint
+from mltoolkit.core.checkpoint import load_checkpoint, run_checkpoint
 from mltoolkit.core.device import resolve_device, set_threads
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.runs import resolve_run
 from mltoolkit.segment.config import SegmentConfig, parse_size
 from mltoolkit.segment.data import Classes, normalize
 from mltoolkit.segment.model import build_model
@@ -68,14 +67,7 @@ class Trained:
 def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: int | None = None) -> Trained:
     """``best.pt`` of a run (``last.pt`` if no epoch was evaluated), or the checkpoint file named."""
     set_threads(threads)
-    path = resolve_run(ref, runs_dir, SEGMENT.name)
-    run_dir = None
-    if path.is_dir():
-        run_dir = path
-        candidates = [path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"]
-        path = next((c for c in candidates if c.is_file()), candidates[0])
-    elif path.parent.name == "checkpoints":
-        run_dir = path.parent.parent
+    path, run_dir = run_checkpoint(ref, runs_dir, SEGMENT.name)
     payload = load_checkpoint(path, SEGMENT.name)
     saved = payload["config"]
     config = saved_config(saved)
@@ -104,12 +96,6 @@ def saved_config(saved: dict[str, Any]) -> SegmentConfig:
     """The ``SegmentConfig`` of a checkpoint's or config.json's dict (keys that are not fields left out)."""
     known = {f.name for f in fields(SegmentConfig)}
     return SegmentConfig(**{k: tuple(v) if k == "scale" else v for k, v in saved.items() if k in known})
-
-
-def check_batch_size(batch_size: int | None) -> None:
-    """``--batch-size`` of evaluate and predict: None means the run's own; below 1 is refused, not replaced."""
-    if batch_size is not None and batch_size < 1:
-        raise DataError(f"--batch-size must be >= 1 (got {batch_size})")
 
 
 def predict_masks(

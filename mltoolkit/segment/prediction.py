@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit import __version__
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.images import EXPECTED, to_rgb
+from mltoolkit.core.params import check_counts
 from mltoolkit.segment.config import parse_size
 from mltoolkit.segment.data import list_images, open_image
-from mltoolkit.segment.inference import Trained, check_batch_size, class_fractions, load_trained, predict_masks
+from mltoolkit.segment.inference import Trained, class_fractions, load_trained, predict_masks
 from mltoolkit.techniques import ONNXRUNTIME, SEGMENT
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def load(
     pass (None: the run's). ``backend``: ``torch`` (default), or ``onnxruntime`` to segment through the
     run's ONNX export on the CPU, so the same predict tests the file that ships (docs/export.md).
     """
-    check_batch_size(batch_size)
+    check_counts(batch_size=batch_size)
     if SEGMENT.check_backend(backend) == ONNXRUNTIME:
         from mltoolkit.export.segment import onnx_segmenter
 

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltoolkit.core.checkpoint import load_checkpoint
+from mltoolkit.core.checkpoint import load_checkpoint, run_checkpoint
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.runs import resolve_run
 from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.data import Preprocessing
 
@@ -52,15 +51,7 @@ def load_classifier(ref: str, runs_dir: str | Path, device: str = "auto") -> Cla
     from mltoolkit.core.device import resolve_device
     from mltoolkit.transfer.model import build_model
 
-    path = resolve_run(ref, runs_dir, TRANSFER.name)
-    if path.is_dir():
-        run_dir: Path | None = path
-        checkpoint = path / "checkpoints" / "best.pt"
-        if not checkpoint.exists():
-            raise DataError(f"{path}: no checkpoints/best.pt (did training finish an epoch?)")
-    else:
-        checkpoint = path
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    checkpoint, run_dir = run_checkpoint(ref, runs_dir, TRANSFER.name)
     payload = load_checkpoint(checkpoint, TRANSFER.name)
     state = payload["state"]
     if "model" not in state or "classes" not in state:
@@ -78,13 +69,3 @@ def load_classifier(ref: str, runs_dir: str | Path, device: str = "auto") -> Cla
         config=payload.get("config", {}),
         device=torch_device,
     )
-
-
-def check_counts(**counts: int | None) -> None:
-    """evaluate's and predict's counts (``top_k=``, ``batch_size=``): each at least 1, or None (not given).
-
-    Checked before the model is loaded, so that a typo costs nothing and is not silently corrected.
-    """
-    for name, value in counts.items():
-        if value is not None and value < 1:
-            raise DataError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")

@@ -102,10 +102,10 @@ def evaluate(
 
     from mltoolkit.core.device import dataloader_workers, set_threads
     from mltoolkit.core.io import write_json
+    from mltoolkit.core.params import check_counts
     from mltoolkit.core.training import data_loader
-    from mltoolkit.transfer.classifier import check_counts, load_classifier
+    from mltoolkit.transfer.classifier import load_classifier
     from mltoolkit.transfer.data import ImageDataset, check_images, collate, eval_transform, report_bad_image
-    from mltoolkit.transfer.engine import score_batches
 
     check_counts(top_k=top_k, batch_size=batch_size)
     set_threads(threads)
@@ -127,10 +127,15 @@ def evaluate(
         for index in indices:
             report_bad_image(samples[index][0], "cannot be decoded", strict)
 
-    parts = list(score_batches(clf.model, loader, device=clf.device, amp=clf.amp, channels_last=False, on_bad=on_bad))
-    logits = torch.cat([p[0] for p in parts])
-    labels = torch.cat([p[1] for p in parts])
-    indices = torch.cat([p[2] for p in parts])
+    parts = []
+    for images, batch_labels, batch_indices, bad in loader:
+        if bad:
+            on_bad(bad)
+        if len(batch_labels):
+            parts.append((clf.logits(images), batch_labels, batch_indices))
+    if not parts:
+        raise DataError(f"{where}: no image could be decoded")
+    logits, labels, indices = (torch.cat(column) for column in zip(*parts))
     result: dict[str, Any] = {"checkpoint": str(clf.checkpoint), "data": where}
     result.update(classification_metrics(logits, labels, clf.classes, top_k))
     if errors:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit import __version__
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.images import EXPECTED, to_rgb
+from mltoolkit.core.params import check_counts
 from mltoolkit.techniques import ONNXRUNTIME, TRANSFER
-from mltoolkit.transfer.classifier import Classifier, check_counts
+from mltoolkit.transfer.classifier import Classifier
 
 if TYPE_CHECKING:
     from PIL import Image
