@@ -124,7 +124,7 @@ def train_one_epoch(
     import torch
 
     model.train()
-    clip = getattr(task.config, "clip_grad_norm", None)
+    clip = task.config.clip_grad_norm
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, images
     steps, start = 0, time.monotonic()
     shown = start

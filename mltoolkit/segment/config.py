@@ -109,6 +109,7 @@ class SegmentConfig(RunOptions):
     )
     amp: bool = param(True, "fp16 autocast on CUDA.")
     channels_last: bool = param(False, "channels_last memory format (faster on GPUs).")
+    clip_grad_norm: float | None = param(None, "Clip the gradients' total norm to this.", gt=0)
     patience: int = param(0, "Stop after this many evaluations without a better val mIoU; 0 = never.", ge=0)
     eval_every: int = param(1, "Validate every N epochs.", ge=1)
     device: str = param("auto", "auto, cpu, cuda, cuda:N or mps. auto picks CUDA, then MPS, then CPU.")

@@ -59,19 +59,7 @@ def tiny_example(folder: Path) -> Example:
     root = write_shapes(Path(folder) / "shapes", train=4, val=2, size=32)
     images = sorted(str(path) for path in (root / "val" / "images").glob("*.png"))
     return Example(
-        train_args=[
-            str(root),
-            "--size",
-            "32",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "2",
-            "--workers",
-            "0",
-            "--threads",
-            "1",
-        ],
+        train_args=[str(root), *"--size 32 --epochs 1 --batch-size 2 --workers 0 --threads 1".split()],
         predict_args=[*images, "--output", str(Path(folder) / "masks"), "--threads", "1"],
         records=images,
         more_args=["--epochs", "2"],
@@ -88,17 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", type=int, default=2, help="at most this many shapes per image [default: 2]")
     parser.add_argument("--layout", choices=("folders", "segnet"), default="folders")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    root = write_shapes(
-        args.root,
-        train=args.train,
-        val=args.val,
-        size=args.size,
-        shapes=args.shapes,
-        layout=args.layout,
-        seed=args.seed,
-    )
-    print(root)
+    print(write_shapes(**vars(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":

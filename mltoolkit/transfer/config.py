@@ -69,6 +69,7 @@ class TransferConfig(RunOptions):
     step_size: int = param(7, "step schedule: epochs between decays.", ge=1, panel=_RECIPE)
     gamma: float = param(0.1, "step schedule: decay factor.", gt=0, le=1, panel=_RECIPE)
     label_smoothing: float = param(0.0, "Label smoothing of the loss.", ge=0, lt=1, panel=_RECIPE)
+    clip_grad_norm: float | None = param(None, "Clip the gradients' total norm to this.", gt=0, panel=_RECIPE)
     balance: bool = param(False, "Draw classes equally often (weighted sampler).", panel=_RECIPE)
     patience: int = param(
         0, "Stop after this many epochs without a better val accuracy; 0 = never.", ge=0, panel=_RECIPE

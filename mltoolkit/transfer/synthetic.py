@@ -16,8 +16,7 @@ import numpy as np
 from mltoolkit.core.contract import Example
 from mltoolkit.core.shapes import SHAPES, draw_shapes
 
-TINY_TRAIN = ["--model", "resnet18", "--weights", "none", "--epochs", "1", "--batch-size", "4"]
-TINY_TRAIN += ["--workers", "0", "--threads", "1"]
+TINY_TRAIN = "--model resnet18 --weights none --epochs 1 --batch-size 4 --workers 0 --threads 1".split()
 
 
 def make_shapes_folder(root: str | Path, train: int = 300, val: int = 90, size: int = 64, seed: int = 0) -> Path:
@@ -54,9 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val", type=int, default=90, help="validation images (default 90)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    args = parser.parse_args(argv)
-    root = make_shapes_folder(args.root, args.train, args.val, args.size, args.seed)
-    print(root)
+    print(make_shapes_folder(**vars(parser.parse_args(argv))))
 
 
 if __name__ == "__main__":
