@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
@@ -36,39 +36,50 @@ FINAL_RESERVE_S = 5.0  # kept back from a time budget for the plots and the summ
 VAL_BATCH_COST = 0.6  # a validation batch against a training step (forward only; 0.45 measured on CPU)
 
 
-class Task(Protocol):
-    """What a technique gives ``fit``. ``config`` is its Config: the engine reads seed, optimizer, lr, momentum,
-    weight_decay, schedule, warmup_epochs, patience and clip_grad_norm (and step_size, gamma where it has them)."""
+class Task:
+    """What a technique gives ``fit``: a subclass sets the model and loaders and writes the five methods; the rest
+    has defaults. ``config`` is the technique's Config: the engine reads seed, device, optimizer, lr, momentum,
+    weight_decay, schedule, warmup_epochs, patience, clip_grad_norm, amp and channels_last (and step_size and gamma
+    where it has them)."""
 
     technique: str
-    config: Any
-    description: str  # one line for the log: model, data, device
-    model: torch.nn.Module  # what trains (DDP wraps it under torchrun); last.pt holds its weights
-    train_loader: Iterable[Any]  # (inputs, targets) batches, with len(): the steps of an epoch
-    val_loader: Iterable[Any]  # this process's share of the validation split
-    sampler: Any  # a DistributedSampler (set_epoch each epoch), or None
-    generator: torch.Generator | None  # the shuffling generator, seeded from (seed, epoch, rank) each epoch
-    epochs: int  # at most this many epochs
-    time_budget: float | None  # seconds for the whole command (resumes included), or None
-    eval_every: int  # validate every N epochs (and after the last)
     monitor: str  # the validation metric that picks best.pt and stops early (higher is better)
     headline: str  # its name in summary.json and `mltk runs list`
-    amp: bool
-    channels_last: bool
-    train_accuracy: bool  # count argmax hits in training (classification)
-    defer_best: bool  # keep the best weights in memory and write best.pt at the end (cheap epochs, big models)
+    model: torch.nn.Module  # what trains (DDP wraps it under torchrun); last.pt holds its weights
+    train_loader: Any  # (inputs, targets) batches, with len(): the steps of an epoch
+    val_loader: Any  # this process's share of the validation split
+    sampler: Any = None  # a DistributedSampler (set_epoch each epoch)
+    generator: torch.Generator | None = None  # the shuffling generator, seeded from (seed, epoch, rank) each epoch
+    time_budget: float | None = None  # seconds for the whole command (resumes included)
+    eval_every = 1  # validate every N epochs (and after the last)
+    train_accuracy = False  # count argmax hits in training (classification)
+    defer_best = False  # keep the best weights in memory and write best.pt at the end (cheap epochs)
+    description = ""  # one line for the log: model, data, device
 
-    def loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor: ...
+    def __init__(self, config: Any, device: torch.device) -> None:
+        self.config, self.device, self.epochs = config, device, config.epochs  # epochs: at most this many
+        self.amp = config.amp and device.type == "cuda"  # fp16 autocast and NHWC memory: CUDA only
+        self.channels_last = config.channels_last and device.type == "cuda"
 
-    def val_sums(self, outputs: Any, targets: torch.Tensor) -> dict[str, torch.Tensor]: ...
+    def loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
-    def val_metrics(self, sums: dict[str, torch.Tensor]) -> dict[str, Any]: ...
+    def val_sums(self, outputs: Any, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sums over a validation batch (added up over batches and processes), for ``val_metrics``."""
+        raise NotImplementedError
 
-    def inference_state(self) -> dict[str, Any]: ...  # what best.pt holds for evaluate and predict
+    def val_metrics(self, sums: dict[str, torch.Tensor]) -> dict[str, Any]:
+        raise NotImplementedError
 
-    def checkpoint_config(self) -> dict[str, Any]: ...
+    def inference_state(self) -> dict[str, Any]:
+        """What best.pt holds for evaluate and predict."""
+        raise NotImplementedError
 
-    def plot(self, run: Run, records: list[dict[str, Any]]) -> None: ...
+    def plot(self, run: Run, records: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def checkpoint_config(self) -> dict[str, Any]:
+        return config_dict(self.config)
 
 
 @contextmanager
@@ -125,7 +136,7 @@ def train_one_epoch(
 
     model.train()
     clip = task.config.clip_grad_norm
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, images
+    sums = torch.zeros(3, device=device)  # loss, correct, images (float32: MPS has no float64)
     steps, start = 0, time.monotonic()
     shown = start
     with progress(len(batches), title) as bar:

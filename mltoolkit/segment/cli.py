@@ -42,8 +42,7 @@ def train_command(
     from mltoolkit.core.console import emit_json, set_quiet
     from mltoolkit.core.distributed import launched_world
     from mltoolkit.core.errors import UsageError
-    from mltoolkit.core.io import read_json
-    from mltoolkit.core.runs import resolve_run_dir
+    from mltoolkit.core.runs import resumed_config
     from mltoolkit.segment.training import result_line, train
 
     set_quiet(quiet)
@@ -51,7 +50,7 @@ def train_command(
         if flags["data"] is not None and Path(flags["data"]) != data_arg:
             raise UsageError("give the data root once: as DATA or as --data")
         flags["data"] = str(data_arg)
-    saved = read_json(resolve_run_dir(resume, runs_dir, SEGMENT.name) / "config.json") if resume else None
+    saved = resumed_config(resume, runs_dir, SEGMENT.name)
     if saved is not None and flags["time_budget"] is None and flags["epochs"] is not None:
         saved["time_budget"] = None  # more epochs asked on resume: the old budget no longer applies
     cfg = resolve_config(SegmentConfig, flags, config_file=config, resumed=saved)
@@ -117,16 +116,6 @@ def predict_command(
     from mltoolkit.segment.prediction import predict_files
 
     set_quiet(quiet)
-    for record in predict_files(
-        run,
-        sources,
-        output,
-        overlay=overlay,
-        fmt=fmt,
-        runs_dir=runs_dir,
-        device=device or "auto",
-        threads=threads,
-        batch_size=batch_size,
-        backend=backend,
-    ):
+    options = {"runs_dir": runs_dir, "device": device or "auto", "threads": threads, "batch_size": batch_size}
+    for record in predict_files(run, sources, output, overlay=overlay, fmt=fmt, backend=backend, **options):
         emit_json(record)

@@ -43,18 +43,8 @@ def evaluate(
     for (_, mask_path), predicted in zip(pairs, predict_masks(trained, images, batch_size)):
         truth = read_mask(mask_path, classes, ignore)
         matrix.update(torch.from_numpy(truth), torch.from_numpy(predicted.astype("int64")))
-    metrics = matrix.compute(classes.names)
-    result = {
-        "split": split,
-        "data": str(root),
-        "images": len(pairs),
-        "checkpoint": str(trained.checkpoint),
-        "pixel_accuracy": metrics["pixel_accuracy"],
-        "miou": metrics["miou"],
-        "iou": metrics["iou"],
-        "confusion_matrix": matrix.matrix.tolist(),
-        "classes": classes.names,
-    }
+    result = {"split": split, "data": str(root), "images": len(pairs), "checkpoint": str(trained.checkpoint)}
+    result |= {**matrix.compute(classes.names), "confusion_matrix": matrix.matrix.tolist(), "classes": classes.names}
     if trained.run_dir is not None:
         write_json(trained.run_dir / "eval.json", result)
     return result

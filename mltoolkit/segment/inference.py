@@ -79,17 +79,8 @@ def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: 
     except RuntimeError as exc:
         raise DataError(f"{path}: weights do not fit {config.model} ({str(exc).splitlines()[0]})") from None
     model.to(target).eval()
-    return Trained(
-        model,
-        config,
-        classes,
-        int(saved["ignore_index"]),
-        tuple(saved["mean"]),
-        tuple(saved["std"]),
-        target,
-        run_dir,
-        path,
-    )
+    normalization = tuple(saved["mean"]), tuple(saved["std"])
+    return Trained(model, config, classes, int(saved["ignore_index"]), *normalization, target, run_dir, path)
 
 
 def saved_config(saved: dict[str, Any]) -> SegmentConfig:

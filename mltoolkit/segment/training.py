@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.checkpoint import load_checkpoint
-from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, warn
 from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.device import dataloader_workers, set_threads
 from mltoolkit.core.distributed import World, cores_per_process, launched_world, shard, train_sampler
-from mltoolkit.core.engine import run_task, session
+from mltoolkit.core.engine import Task, run_task, session
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
 from mltoolkit.core.runs import Run
@@ -177,24 +176,21 @@ def read_data(config: SegmentConfig, threads: int) -> Data:
     return Data(config, layout, classes, ignore, train_split, val_split)
 
 
-class SegmentTask:
+class SegmentTask(Task):
     """What segmentation gives the engine (core.engine): the model, the loaders of random crops (drop_last: a batch
     of one breaks BatchNorm) and of the validation split at the training resolution, the loss, the confusion-matrix
     metrics, and what checkpoints hold for predict (classes, colours, normalisation)."""
 
     technique, monitor, headline = SEGMENT.name, "miou", "val_miou"
-    train_accuracy, defer_best = False, False
 
     def __init__(self, data: Data, world: World, device: torch.device, *, pretrained: bool) -> None:
         import torch
 
-        config, classes = data.config, data.classes
-        self.data, self.config, self.device = data, config, device
+        super().__init__(data.config, device)
+        config, classes, self.data = data.config, data.classes, data
         self.epochs = config.epochs or (DEFAULT_EPOCHS if config.time_budget is None else 10**6)
         self.time_budget = config.time_budget * 60 if config.time_budget else None
         self.eval_every = config.eval_every
-        self.amp = config.amp and device.type == "cuda"
-        self.channels_last = config.channels_last and device.type == "cuda"
         self.size, (self.mean, self.std) = parse_size(config.size), normalization(config)
         common = (classes, self.size, self.mean, self.std, data.ignore)
         train_set = PairDataset(data.train_split, *common, train=True, scale=config.scale, cache=config.cache)
@@ -243,7 +239,7 @@ class SegmentTask:
         """The whole config plus what predict needs to read images: classes and normalisation."""
         classes = self.data.classes
         return {
-            **config_dict(self.config),
+            **super().checkpoint_config(),
             "class_names": classes.names,
             "class_colors": [list(c) for c in classes.colors],
             "class_values": classes.values,

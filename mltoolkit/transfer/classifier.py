@@ -60,12 +60,5 @@ def load_classifier(ref: str, runs_dir: str | Path, device: str = "auto") -> Cla
     model = build_model(state["model_name"], len(state["classes"]))
     model.load_state_dict(state["model"])
     model.to(torch_device).eval()
-    return Classifier(
-        model=model,
-        classes=list(state["classes"]),
-        pre=Preprocessing(**state["preprocessing"]),
-        checkpoint=checkpoint,
-        run_dir=run_dir,
-        config=payload.get("config", {}),
-        device=torch_device,
-    )
+    pre = Preprocessing(**state["preprocessing"])
+    return Classifier(model, list(state["classes"]), pre, checkpoint, run_dir, payload.get("config", {}), torch_device)

@@ -45,13 +45,13 @@ def train_command(
     from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
     from mltoolkit.core.distributed import launched_world
-    from mltoolkit.core.runs import Run, resolve_run_dir
-    from mltoolkit.techniques import TRANSFER
+    from mltoolkit.core.runs import resumed_config
     from mltoolkit.transfer.trainer import result_line, train
 
     set_quiet(quiet)
-    resumed = Run(resolve_run_dir(resume, runs_dir, TRANSFER.name)).read_config() if resume else None
-    cfg = resolve_config(TransferConfig, flags, config_file=config, resumed=resumed)
+    cfg = resolve_config(
+        TransferConfig, flags, config_file=config, resumed=resumed_config(resume, runs_dir, TRANSFER.name)
+    )
     result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
     if launched_world().is_main:  # under torchrun: one result line, from rank 0
         emit_json(result_line(result))

@@ -53,13 +53,8 @@ def classification_metrics(
         f"top{k}_accuracy": float((top == labels[:, None]).any(1).double().mean()),
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(classes)
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(count)}
+            for name, p, r, f, count in zip(classes, precision, recall, f1, support)
         },
         "confusion": {"labels": classes, "matrix": confusion.tolist()},
     }

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltoolkit.core.config import config_dict
 from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.distributed import World, cores_per_process, launched_world, on_main
+from mltoolkit.core.engine import Task
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run
 from mltoolkit.techniques import TRANSFER
@@ -106,21 +106,18 @@ def make_task(cfg: TransferConfig, world: World, device: torch.device, workers: 
     return task
 
 
-class ClassifierTask:
+class ClassifierTask(Task):
     """What both modes give the engine: cross-entropy, validation loss and accuracy, best.pt's contents, plots."""
 
-    technique, monitor, headline = TRANSFER.name, "val_acc", "val_acc"
-    train_accuracy, eval_every, time_budget, defer_best = True, 1, None, False
-    description = ""
+    technique, monitor, headline, train_accuracy = TRANSFER.name, "val_acc", "val_acc", True
 
     def __init__(
         self, cfg: TransferConfig, world: World, device: torch.device, workers: int, pre: Preprocessing,
         classes: list[str], network: torch.nn.Module, head: torch.nn.Module, train: list[Sample], val: list[Sample],
     ) -> None:  # fmt: skip
-        self.config, self.world, self.device, self.workers = cfg, world, device, workers
-        self.pre, self.classes, self.network, self.head, self.epochs = pre, classes, network, head, cfg.epochs
-        self.amp = cfg.amp and device.type == "cuda"
-        self.channels_last = cfg.channels_last and device.type == "cuda"
+        super().__init__(cfg, device)
+        self.world, self.workers, self.pre, self.classes = world, workers, pre, classes
+        self.network, self.head = network, head
         self.reported: set[str] = set()
 
     def reporter(self, samples: list[Sample]) -> Any:
@@ -145,8 +142,8 @@ class ClassifierTask:
         import torch.nn.functional as F
 
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing, reduction="sum")
-        correct = (logits.argmax(1) == labels).sum()
-        return {"sums": torch.stack([loss.double(), correct.double(), torch.tensor(len(labels)).to(loss).double()])}
+        correct = (logits.argmax(1) == labels).sum().float()
+        return {"sums": torch.stack([loss, correct, torch.tensor(float(len(labels)), device=loss.device)])}
 
     def val_metrics(self, sums: dict[str, torch.Tensor]) -> dict[str, float]:
         loss, correct, images = sums["sums"].tolist() if sums else (0.0, 0.0, 0.0)
@@ -156,9 +153,6 @@ class ClassifierTask:
         """All that evaluate and predict need: weights, classes, preprocessing, architecture."""
         model = {"model": self.network.state_dict(), "model_name": self.config.model}
         return {**model, "classes": self.classes, "preprocessing": self.pre.to_dict()}
-
-    def checkpoint_config(self) -> dict[str, Any]:
-        return config_dict(self.config)
 
     def plot(self, run: Run, records: list[dict[str, Any]]) -> None:
         from mltoolkit.core.plots import plot_curves
@@ -233,7 +227,7 @@ class HeadTask(ClassifierTask):
     layer). ``best.pt`` holds the whole model and is written at the end; ``last.pt`` holds the head and the best head
     so far (small, so checkpointing does not slow the millisecond epochs)."""
 
-    sampler, defer_best = None, True
+    defer_best = True
 
     def __init__(self, *args: Any) -> None:
         import torch
