@@ -405,21 +405,24 @@ class Loop:
         the weights alone: training goes on from them with a fresh optimizer."""
         path = self.run.resume_checkpoint()
         state = load_checkpoint(path, self.task.technique)["state"]
+        if "model" not in state or "epoch" not in state:
+            raise DataError(f"{path}: holds no training state this mltk resumes (written by an older version?)")
         try:
             self.task.model.load_state_dict(state["model"])
         except RuntimeError as exc:
             raise DataError(f"{path}: does not fit this run's model and data ({str(exc).splitlines()[0]})") from None
-        self.epoch, self.step = state["epoch"], state["step"]
+        self.epoch, self.step = state["epoch"], state.get("step", state["epoch"] * self.steps_per_epoch)
         if path.name == "best.pt":
             self.best_epoch = self.epoch
-            self.stopper.improved(state["metric"])
+            if state.get("metric") is not None:
+                self.stopper.improved(state["metric"])
         else:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
             self.stopper.load_state_dict(state["early_stopping"])
             if self.world.is_main:  # rank 0's generators; the others keep their seeds (seed + rank)
                 set_rng_state(state["rng"])
-            self.best_epoch, self.best_weights = state["best_epoch"], state["best_weights"]
+            self.best_epoch, self.best_weights = state.get("best_epoch", 0), state.get("best_weights")
             self.elapsed_before = state["elapsed"]
             if self.task.time_budget is not None:
                 self.planned = max(self.step, min(self.max_steps, state["planned_steps"]))
