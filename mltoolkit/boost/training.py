@@ -158,22 +158,7 @@ def train(
         result.update({k: previous[k] for k in ("validation", "cv", "tuned_params") if k in previous})
         booster = _fit_all(params, data, schema, best_round, run, state)
     elif use_cv:
-        if cfg.tune:
-            chosen = _tune(params, data, schema, cfg, seed)
-            result["tuned_params"] = {k: chosen["params"][k] for k in tuning.SEARCHED if k in chosen["params"]}
-        else:
-            info(f"small table: rounds chosen by {tuning.TUNE_FOLDS}-fold CV rather than one noisy split")
-            folds = tuning.kfold(data, tuning.TUNE_FOLDS, seed, schema.task == "lambdarank")
-            chosen = tuning.cv_curve(params, data, schema, folds, cfg.num_rounds, cfg.early_stopping, "cv")
-            chosen["params"] = params
-        params, valid_scores = chosen["params"], chosen["scores"]
-        result["validation"] = f"{tuning.TUNE_FOLDS}-fold CV on the training rows"
-        for record in chosen["curve"]:
-            run.log(record)
-        best_round = max(1, round(chosen["round"] * tuning.TUNE_FOLDS / (tuning.TUNE_FOLDS - 1)))
-        info(f"final fit on all {data.rows} rows for {best_round} rounds (best CV round {chosen['round']}, scaled)")
-        run.write_summary({"status": "refitting", "valid": valid_scores})
-        booster = _fit_all(params, data, schema, best_round, run, None)
+        params, valid_scores, best_round, booster = _fit_by_cv(params, data, schema, cfg, seed, run, result)
     else:
         result["validation"] = (
             f"--valid {cfg.valid}" if valid is not None else f"{cfg.valid_fraction:g} split" if valid_part else "none"
@@ -192,6 +177,38 @@ def train(
             run.write_summary({"status": "refitting", "valid": valid_scores})
             booster = _fit_all(params, data, schema, best_round, run, None)
     return finish_run(run, booster, schema, params, best_round, valid_scores, time.perf_counter() - started, result)
+
+
+def _fit_by_cv(
+    params: dict[str, Any],
+    data: Prepared,
+    schema: Schema,
+    cfg: BoostConfig,
+    seed: int,
+    run: Run,
+    result: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], int, Any]:
+    """Rounds (and, with --tune, parameters) chosen by k-fold CV, then one fit on every row.
+
+    Returns the parameters, the CV scores, the rounds of the final fit and its booster; ``result`` gets
+    how the run was validated (and the tuned parameters).
+    """
+    if cfg.tune:
+        chosen = _tune(params, data, schema, cfg, seed)
+        result["tuned_params"] = {k: chosen["params"][k] for k in tuning.SEARCHED if k in chosen["params"]}
+    else:
+        info(f"small table: rounds chosen by {tuning.TUNE_FOLDS}-fold CV rather than one noisy split")
+        folds = tuning.kfold(data, tuning.TUNE_FOLDS, seed, schema.task == "lambdarank")
+        chosen = tuning.cv_curve(params, data, schema, folds, cfg.num_rounds, cfg.early_stopping, "cv")
+        chosen["params"] = params
+    result["validation"] = f"{tuning.TUNE_FOLDS}-fold CV on the training rows"
+    for record in chosen["curve"]:
+        run.log(record)
+    best_round = max(1, round(chosen["round"] * tuning.TUNE_FOLDS / (tuning.TUNE_FOLDS - 1)))
+    info(f"final fit on all {data.rows} rows for {best_round} rounds (best CV round {chosen['round']}, scaled)")
+    run.write_summary({"status": "refitting", "valid": chosen["scores"]})
+    booster = _fit_all(chosen["params"], data, schema, best_round, run, None)
+    return chosen["params"], chosen["scores"], best_round, booster
 
 
 SMALL_SPLIT_ROWS, SMALL_SPLIT_GROUPS = 2000, 200
