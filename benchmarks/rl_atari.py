@@ -176,7 +176,10 @@ def sb3_replay_bytes(shape: tuple[int, ...]) -> dict:
 
 
 def measure(command: list[str]) -> dict:
-    """A child process's JSON result, its wall seconds and peak RSS (MiB)."""
+    """A child process's JSON result, its wall and CPU seconds and peak RSS (MiB).
+
+    CPU seconds are the load-robust figure: both tools do the same env steps and gradient steps, and a
+    busy machine stretches their wall time by how much other work it has at that moment."""
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
@@ -186,6 +189,7 @@ def measure(command: list[str]) -> dict:
     return {
         **json.loads(stdout.decode().strip().splitlines()[-1]),
         "wall_s": time.perf_counter() - start,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
         "rss_mib": usage.ru_maxrss / 1024,
     }
 
@@ -215,7 +219,7 @@ def main() -> None:
     print(f"uptime at start: {os.popen('uptime').read().strip()}")
     if args.part in ("all", "speed"):
         print(f"{ENV_ID}, {args.steps} env steps, learning from {args.learning_starts}, {args.threads} torch thread(s)")
-        print(f"{'round':>5} {'tool':>5} {'steps/s learning':>16} {'peak RSS MiB':>12} {'wall s':>7}")
+        print(f"{'round':>5} {'tool':>5} {'steps/s learning':>16} {'peak RSS MiB':>12} {'wall s':>7} {'CPU s':>7}")
         rows = []
         for round_ in range(args.rounds):
             for tool in ("sb3", "mltk") if round_ % 2 == 0 else ("mltk", "sb3"):
@@ -223,10 +227,14 @@ def main() -> None:
                 row = rows[-1]
                 print(
                     f"{round_:>5} {tool:>5} {row['learning_steps_per_s']:>16.1f} {row['rss_mib']:>12.0f} "
-                    f"{row['wall_s']:>7.0f}",
+                    f"{row['wall_s']:>7.0f} {row['cpu_s']:>7.0f}",
                     flush=True,
                 )
-        for key, label in (("learning_steps_per_s", "env steps/s while learning"), ("rss_mib", "peak RSS")):
+        for key, label in (
+            ("learning_steps_per_s", "env steps/s while learning"),
+            ("cpu_s", "CPU seconds for the same steps"),
+            ("rss_mib", "peak RSS"),
+        ):
             ratios = [
                 next(r[key] for r in rows if r["round"] == n and r["tool"] == "mltk")
                 / next(r[key] for r in rows if r["round"] == n and r["tool"] == "sb3")
