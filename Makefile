@@ -17,8 +17,9 @@ test: $(STAMP)
 	# the browser test of mltk serve's page drives Debian's chromium (nothing is downloaded at test time)
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/ruff check mltoolkit tests benchmarks
-	# one worker per core, a test module per worker (tests/conftest.py starts the learning tests first)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	# one worker per core, a test module per worker; the learning tests (minutes each) go first, in the
+	# order tests/conftest.py gives them (xdist would otherwise reorder modules by test count: them last)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh

@@ -15,8 +15,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # tests share 2 cores; pools size
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The learning tests (minutes each) first: under ``-n auto --dist loadfile`` each then starts at once on
-    its own worker, instead of two of them queueing behind each other at the end of the run."""
+    """The learning tests (minutes each) first: under ``-n auto --dist loadfile --no-loadscope-reorder``
+    (the Makefile) they start at once, instead of queueing behind each other at the end of the run."""
     items.sort(key=lambda item: not item.path.name.endswith("_learning.py"))
 
 
