@@ -118,10 +118,11 @@ def run_sb3(seed: int, steps: int, work: Path, threads: int) -> dict[str, float]
     return row
 
 
-def run_mltk(seed: int, steps: int | None, work: Path) -> dict[str, float]:
+def run_mltk(seed: int, steps: int | None, work: Path, env: str = "CartPole-v1") -> dict[str, float]:
+    """`mltk rl train --env ENV` (its preset) in a fresh process, then its 100-episode evaluation."""
     mltk = [sys.executable, "-m", "mltoolkit", "rl"]
-    command = mltk + ["train", "--env", "CartPole-v1", "--seed", str(seed), "--runs-dir", str(work), "--quiet"]
-    command += ["--name", f"mltk-{seed}"] + (["--total-steps", str(steps)] if steps else [])
+    command = mltk + ["train", "--env", env, "--seed", str(seed), "--runs-dir", str(work), "--quiet"]
+    command += ["--name", f"{env}-{seed}"] + (["--total-steps", str(steps)] if steps else [])
     row = measure(command)
     result = json.loads(row["stdout"].strip().splitlines()[-1])
     row["steps"] = result["steps"]

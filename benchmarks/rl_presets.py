@@ -15,34 +15,18 @@ minus one of the zoo's standard deviations.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-from rl_cartpole import measure
+from rl_cartpole import run_mltk
 
 ZOO = {  # env id: (mean return, std over episodes, training steps), DQN rows of rl-baselines3-zoo's benchmark.md
     "CartPole-v1": (500.0, 0.0, 50_000),
     "Acrobot-v1": (-76.639, 11.752, 100_000),
     "MountainCar-v0": (-100.849, 9.925, 120_000),
 }
-EVAL_EPISODES = 100
-
-
-def run(env: str, seed: int, work: Path) -> dict[str, float]:
-    mltk = [sys.executable, "-m", "mltoolkit", "rl"]
-    name = f"{env}-{seed}"
-    row = measure(mltk + ["train", "--env", env, "--seed", str(seed), "--runs-dir", str(work), "--name", name, "-q"])
-    trained = json.loads(row["stdout"].strip().splitlines()[-1])
-    evaluation = measure(mltk + ["evaluate", trained["run_dir"], "--episodes", str(EVAL_EPISODES), "--format", "json"])
-    return {
-        "steps": trained["steps"],
-        "cpu_s": row["cpu_s"],
-        "return_mean": json.loads(evaluation["stdout"])["return_mean"],
-    }
 
 
 def main() -> None:
@@ -56,7 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rl-presets-") as tmp:
         for env in envs:
             mean, std, budget = ZOO[env]
-            rows = [run(env, seed, Path(tmp)) for seed in seeds]
+            rows = [run_mltk(seed, None, Path(tmp), env) for seed in seeds]
             for seed, row in zip(seeds, rows):
                 print(
                     f"{env:15s} seed {seed}: 100-episode mean {row['return_mean']:8.1f} (zoo {mean:.1f} +- {std:.1f}) "
