@@ -197,7 +197,7 @@ def test_transfer_onnx_takes_raw_pixels_and_predicts_like_transfer_predict(mltk,
 
     # predict --backend onnxruntime classifies like torch, from the CLI and the Python API alike
     from mltoolkit import transfer
-    from mltoolkit.transfer.data import load_rgb
+    from mltoolkit.core.images import load_rgb
 
     val = Path(json.loads((transfer_run / "config.json").read_text())["data"]) / "val"
     plain = ok(mltk("transfer", "predict", transfer_run, val, "--format", "jsonl")).jsonl()
@@ -227,7 +227,7 @@ def test_segment_scores_onnx_labels_torchscript_and_masks_like_segment_predict(m
 
     # predict --backend onnxruntime segments like torch, from the Python API and the CLI alike
     from mltoolkit import segment
-    from mltoolkit.segment.data import open_image
+    from mltoolkit.core.images import open_image
 
     val = Path(json.loads((segment_run / "config.json").read_text())["data"]) / "val" / "images"
     images = [open_image(p) for p in sorted(val.iterdir())]
@@ -258,6 +258,7 @@ def test_boost_onnx_keeps_mltk_encoding_and_predicts_like_boost_predict(mltk, bo
 
     from mltoolkit import boost
     from mltoolkit.core.errors import DataError
+
     rows = pd.read_csv(table).drop(columns=["label", "score", "share"]).to_dict("records")
     native, onnx = boost.load(boost_run), boost.load(boost_run, backend="onnxruntime")
     assert onnx.metadata() == native.metadata() and onnx.run_dir == native.run_dir

@@ -153,7 +153,7 @@ def test_predict_output_that_is_a_file_is_exit_3(mltk, trained, tmp_path):
 def test_confusion_matrix_by_hand():
     import torch
 
-    from mltoolkit.segment.metrics import ConfusionMatrix
+    from mltoolkit.core.metrics import ConfusionMatrix
 
     matrix = ConfusionMatrix(3, ignore_index=255)
     matrix.update(torch.tensor([[0, 1, 1], [2, 255, 0]]), torch.tensor([[0, 1, 0], [1, 2, 0]]))

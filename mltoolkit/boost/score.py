@@ -11,7 +11,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from mltoolkit import __version__
 from mltoolkit.boost.booster import MODEL_FILE, SCHEMA_FILE, check_device, embedded_schema, load_booster
 from mltoolkit.boost.data import Table, iter_chunks, read_data, read_side_file
 from mltoolkit.boost.metrics import task_metrics
@@ -19,6 +18,7 @@ from mltoolkit.boost.prepare import prepare
 from mltoolkit.boost.report import feature_names
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.console import info
+from mltoolkit.core.contract import provenance
 from mltoolkit.core.device import resolve_threads
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.io import STDIO, atomic_write, read_json, write_json
@@ -180,9 +180,7 @@ class BoostPredictor:
         schema = self.model.schema
         levels = {f.name: f.levels for f in schema.features if f.categorical}
         return {
-            "technique": self.technique,
-            "run": self.run_dir.name if self.run_dir is not None else None,
-            "mltk_version": __version__,
+            **provenance(self.technique, self.run_dir),
             "task": schema.task,
             "target": schema.target,
             "classes": schema.classes,

@@ -51,6 +51,13 @@ class Predictor(Protocol):
         ...
 
 
+def provenance(technique: str, run_dir: Path | None) -> dict[str, Any]:
+    """Where a model comes from: the first keys of every Predictor's ``metadata`` and of every exported file's."""
+    from mltoolkit import __version__
+
+    return {"technique": technique, "run": run_dir.name if run_dir is not None else None, "mltk_version": __version__}
+
+
 @dataclass(frozen=True)
 class Example:
     """Tiny valid data for a technique and the CLI arguments that use it (tests, docs, demos)."""

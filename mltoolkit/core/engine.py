@@ -26,6 +26,7 @@ from mltoolkit.core.console import info, progress
 from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.distributed import World, all_sum, from_main, join, leave, start_run_on_main, wrap
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.params import RunOptions, param
 from mltoolkit.core.runs import Run
 from mltoolkit.core.training import EarlyStopping, autocast, grad_scaler, make_scheduler, rng_state, set_rng_state
 
@@ -34,6 +35,23 @@ if TYPE_CHECKING:
 
 FINAL_RESERVE_S = 5.0  # kept back from a time budget for the plots and the summary
 VAL_BATCH_COST = 0.6  # a validation batch against a training step (forward only; 0.45 measured on CPU)
+RECIPE, MACHINE = "Training recipe", "Machine"  # the --help panels of the train options
+
+
+@dataclass
+class EngineOptions(RunOptions):
+    """The options the engine reads alike for transfer and segment; each Config inherits them (and declares its own
+    epochs, optimizer, lr, weight_decay, schedule and warmup_epochs, whose defaults are its recipe's)."""
+
+    momentum: float = param(0.9, "SGD momentum.", ge=0, lt=1, panel=RECIPE)
+    clip_grad_norm: float | None = param(None, "Clip the gradients' total norm to this.", gt=0, panel=RECIPE)
+    patience: int = param(0, "Stop after this many validations without a better score; 0 = never.", ge=0, panel=RECIPE)
+    amp: bool = param(True, "Mixed precision (fp16 autocast) on CUDA.", panel=MACHINE)
+    device: str = param("auto", "auto, cpu, cuda, cuda:N or mps. auto picks CUDA, then MPS, then CPU.", panel=MACHINE)
+    seed: int = param(0, "Seed for every random generator (the data split's too).", ge=0, panel=MACHINE)
+    deterministic: bool = param(
+        False, "Ask for deterministic algorithms (slower; bit-identical reruns).", panel=MACHINE
+    )
 
 
 class Task:

@@ -15,8 +15,9 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from mltoolkit.core.errors import DataError
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 STDIO = "-"
+T = TypeVar("T")
 _TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 
 
@@ -125,6 +127,13 @@ def _read_source_bytes(source: str | Path) -> bytes:
 
 def source_name(source: str | Path) -> str:
     return "<stdin>" if str(source) == STDIO else str(source)
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last may be shorter), read lazily: a stream is scored as it arrives."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def iter_lines(source: str | Path) -> Iterator[tuple[int, str]]:

@@ -1,4 +1,4 @@
-"""Learning-curve plots as PNG files, drawn off-screen and written atomically."""
+"""Learning curves and confusion matrices as PNG files, drawn off-screen and written atomically."""
 
 from __future__ import annotations
 
@@ -49,3 +49,21 @@ def plot_curves(
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def plot_confusion(path: Path, classes: list[str], matrix: list[list[int]]) -> None:
+    """Counts per (true, predicted) class, written in the cells where there are few enough classes to read."""
+    size = max(4.0, 0.5 * len(classes) + 2)
+    fig, axes = figure(1, 1, (size, size))
+    ax = axes[0][0]
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = max(max(row) for row in matrix) or 1
+    if len(classes) <= 30:
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    save_figure(fig, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mltoolkit.core.contract import provenance
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run, resolve_run_dir
 from mltoolkit.techniques import SEGMENT, get
@@ -25,9 +26,7 @@ class Request:
 
     def provenance(self) -> dict[str, str]:
         """The metadata every exported file carries about where it came from."""
-        from mltoolkit import __version__
-
-        return {"technique": self.technique, "run": self.run_dir.name, "mltk_version": __version__}
+        return provenance(self.technique, self.run_dir)
 
 
 def parse_batch(text: str) -> int | None:

@@ -16,6 +16,7 @@ import numpy as np
 from mltoolkit.core.errors import DataError
 from mltoolkit.export.neural import TorchSource
 from mltoolkit.export.runtime import OnnxFunction, open_export
+from mltoolkit.segment.data import resized_pixels
 from mltoolkit.techniques import SEGMENT
 
 SAMPLE = 4  # real validation images for the parity check
@@ -29,14 +30,6 @@ def load(run_dir: Path) -> Any:
     if not best.is_file():
         raise DataError(f"{run_dir}: no checkpoints/best.pt (unfinished run); nothing to export yet")
     return segment.load(best, device="cpu").trained
-
-
-def pixels(image: Any, size: tuple[int, int]) -> np.ndarray:
-    """A PIL image as the graph's input row: RGB, bilinear-resized to ``(height, width)``, uint8 (3, H, W)."""
-    from PIL import Image
-
-    height, width = size
-    return np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR)).transpose(2, 0, 1).copy()
 
 
 def source(run_dir: Path) -> TorchSource:
@@ -64,7 +57,8 @@ def source(run_dir: Path) -> TorchSource:
 
 def sample_images(data: str | None, size: tuple[int, int], count: int) -> np.ndarray:
     """Up to ``count`` validation (else training) images of the run's data, in the exported layout."""
-    from mltoolkit.segment.data import find_layout, list_pairs, open_image
+    from mltoolkit.core.images import open_image
+    from mltoolkit.segment.data import find_layout, list_pairs
 
     if not data or not Path(data).is_dir():
         return np.empty((0,), np.uint8)
@@ -73,7 +67,7 @@ def sample_images(data: str | None, size: tuple[int, int], count: int) -> np.nda
         pairs = list_pairs(layout, "val" if "val" in layout.splits else "train")[:count]
     except DataError:
         return np.empty((0,), np.uint8)
-    return np.stack([pixels(open_image(image), size) for image, _ in pairs])
+    return np.stack([resized_pixels(open_image(image), size) for image, _ in pairs])
 
 
 @dataclass
@@ -91,7 +85,7 @@ class OnnxSegmenter:
         """PIL images -> float scores (N, classes, H, W) as a torch tensor, like ``Trained.scores``."""
         import torch
 
-        return torch.from_numpy(self.function(np.stack([pixels(image, self.size) for image in images])))
+        return torch.from_numpy(self.function(np.stack([resized_pixels(image, self.size) for image in images])))
 
 
 def onnx_segmenter(run: str | Path, runs_dir: str | Path = "runs", threads: int | None = None) -> OnnxSegmenter:

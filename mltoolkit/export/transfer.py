@@ -61,13 +61,13 @@ def source(run_dir: Path) -> TorchSource:
 
 def sample_images(data: str | None, transform: Any, count: int) -> np.ndarray:
     """Up to ``count`` images under the run's data folder (validation first), in the exported layout."""
-    from mltoolkit.transfer.data import image_extensions, list_images, load_rgb
+    from mltoolkit.core.images import list_images, load_rgb
 
     root = Path(data) if data else None
     if root is None or not root.is_dir():
         return np.empty((0,), np.uint8)
     val = root / "val"
-    paths = list_images(val if val.is_dir() else root, image_extensions())[:count]
+    paths = list_images(val if val.is_dir() else root)[:count]
     return np.stack([transform(load_rgb(str(p))).numpy() for p in paths]) if paths else np.empty((0,), np.uint8)
 
 

@@ -110,11 +110,9 @@ def predict_command(
     quiet: options.Quiet = False,
 ) -> None:
     """Top-n items per user as CSV user,rank,item,score (or JSON lines) on stdout."""
-    from itertools import islice
-
     from mltoolkit.core.console import set_quiet
     from mltoolkit.core.errors import UsageError
-    from mltoolkit.core.io import RecordWriter
+    from mltoolkit.core.io import RecordWriter, chunks
     from mltoolkit.recommend.prediction import BATCH, load
     from mltoolkit.recommend.serving import read_histories, read_user_ids
 
@@ -135,8 +133,7 @@ def predict_command(
         else:
             inputs = read_user_ids(users_file) if users_file is not None else map(str, predictor.bundle.users)
         options = {"n": n, "include_seen": include_seen, "strict": strict, "explain": explain}
-        chunks = iter(lambda: list(islice(inputs, BATCH)), [])  # BATCH inputs at a time until none is left
-        batches = (predictor.predict(chunk, **options) for chunk in chunks)
+        batches = (predictor.predict(chunk, **options) for chunk in chunks(inputs, BATCH))
     with RecordWriter(output, fmt) as writer:
         for records in batches:
             if explain and fmt == "csv":  # one readable cell: "50;181;172" rather than a JSON list in quotes

@@ -9,15 +9,15 @@ items (with a warning), or stop the call with ``strict``. ``similar`` lists item
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mltoolkit import __version__
 from mltoolkit.core.console import warn
+from mltoolkit.core.contract import provenance
 from mltoolkit.core.errors import DataError, UsageError
+from mltoolkit.core.io import chunks
 from mltoolkit.core.runs import resolve_run
 from mltoolkit.recommend.data import confidence
 from mltoolkit.recommend.store import MODEL_FILE, Bundle, checkpoint, load_bundle
@@ -101,9 +101,7 @@ class Recommendations:
     def metadata(self) -> dict[str, Any]:
         model = self.bundle.model
         return {
-            "technique": self.technique,
-            "run": self.run_dir.name if self.run_dir is not None else None,
-            "mltk_version": __version__,
+            **provenance(self.technique, self.run_dir),
             "model": self.config["model"],
             "users": len(self.bundle.users),
             "items": len(self.bundle.items),
@@ -186,8 +184,7 @@ def _for_users(
     """The records of each user in turn: the model's for known users, popularity's for the rest."""
     index = bundle.user_index
     unknown = _Unknown("user", strict, "recommending popular items")
-    pending = iter(users)
-    while batch := list(islice(pending, BATCH)):
+    for batch in chunks(users, BATCH):
         rows = np.array([index.get(u, -1) for u in batch])
         known = rows >= 0
         for user in (u for u, k in zip(batch, known) if not k):

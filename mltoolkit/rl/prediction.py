@@ -12,16 +12,15 @@ import json
 import math
 import numbers
 from collections.abc import Iterator, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mltoolkit import __version__
+from mltoolkit.core.contract import provenance
 from mltoolkit.core.device import set_threads
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.io import STDIO, iter_lines, source_name
+from mltoolkit.core.io import STDIO, chunks, iter_lines, source_name
 from mltoolkit.rl import policy as policies
 from mltoolkit.techniques import ONNXRUNTIME, RL
 
@@ -79,9 +78,7 @@ class Agent:
         frames = len(shape) > 1
         described = f"stacked frames: an array of shape {tuple(shape)} of 0-255 values" if frames else None
         return {
-            "technique": self.technique,
-            "run": self.run_dir.name if self.run_dir is not None else None,
-            "mltk_version": __version__,
+            **provenance(self.technique, self.run_dir),
             "env": policy.env_id,
             "observation_shape": shape,
             # what the page of `mltk serve` sizes its example observation by
@@ -148,7 +145,7 @@ def read_batches(agent: Agent, source: str | Path) -> Iterator[list[np.ndarray]]
         return _npy_batches(source, tuple(policy.obs_shape))
     observations = (parse_observation(line, f"{where} line {n}", policy) for n, line in iter_lines(source))
     size = BATCH if str(source) != STDIO and Path(source).is_file() else 1
-    return iter(lambda: list(islice(observations, size)), [])
+    return chunks(observations, size)
 
 
 def _npy_batches(path: str | Path, shape: tuple[int, ...]) -> Iterator[list[np.ndarray]]:

@@ -12,9 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from mltoolkit.core.engine import EngineOptions
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.params import RunOptions, param
 from mltoolkit.core.params import check_config as check_ranges
+from mltoolkit.core.params import param
 
 # torchvision's segmentation models and the classification backbone each one is built on.
 MODELS = {
@@ -42,7 +43,7 @@ def parse_scale(text: str) -> tuple[float, float]:
 
 
 @dataclass
-class SegmentConfig(RunOptions):
+class SegmentConfig(EngineOptions):
     """Training options; CLI flags, ``--config`` files and presets all land here."""
 
     data: str = param(
@@ -79,7 +80,6 @@ class SegmentConfig(RunOptions):
     optimizer: Optimizer = param("adamw", "Optimizer (sgd with --momentum).")
     lr: float | None = param(None, "Peak learning rate.", gt=0, default_text="5e-3 adamw, 0.02 sgd")
     weight_decay: float | None = param(None, "Weight decay.", ge=0, default_text="1e-2 adamw, 1e-4 sgd")
-    momentum: float = param(0.9, "SGD momentum.", ge=0, lt=1)
     schedule: Schedule = param("poly", "Learning-rate decay after the warmup (poly: torchvision's reference).")
     warmup_epochs: float = param(1.0, "Linear warmup epochs (0: none).", ge=0)
     loss: Loss = param("ce", "Per-pixel loss; dice and ce+dice (cross-entropy plus soft Dice) help rare classes.")
@@ -107,15 +107,9 @@ class SegmentConfig(RunOptions):
     workers: int | None = param(
         None, "DataLoader worker processes (augmentation runs there).", ge=0, default_text="one per spare core"
     )
-    amp: bool = param(True, "fp16 autocast on CUDA.")
     channels_last: bool = param(False, "channels_last memory format (faster on GPUs).")
-    clip_grad_norm: float | None = param(None, "Clip the gradients' total norm to this.", gt=0)
-    patience: int = param(0, "Stop after this many evaluations without a better val mIoU; 0 = never.", ge=0)
     eval_every: int = param(1, "Validate every N epochs.", ge=1)
-    device: str = param("auto", "auto, cpu, cuda, cuda:N or mps. auto picks CUDA, then MPS, then CPU.")
-    seed: int = param(0, "Seed for every random generator.", ge=0)
     threads: int = param(0, "CPU threads for torch; 0: the cores left beside the DataLoader workers.", ge=0)
-    deterministic: bool = param(False, "Ask for deterministic algorithms (slower; bit-identical reruns).")
 
 
 def parse_size(text: str) -> tuple[int, int]:

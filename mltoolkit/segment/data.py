@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.images import list_images, open_image
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SPLITS = ("train", "val", "test")
 DEFAULT_IGNORE = 255
 CACHE_LIMIT_BYTES = 2 * 1024**3
@@ -183,55 +183,24 @@ def find_layout(root: str | Path) -> Layout:
     )
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def list_pairs(layout: Layout, split: str) -> list[tuple[Path, Path]]:
     """(image, mask) pairs of a split, matched by file stem; an image without a mask is an error."""
     if split not in layout.splits:
         raise DataError(f"{layout.root}: no {split!r} split (found {', '.join(layout.splits) or 'none'})")
     images_dir, masks_dir = layout.splits[split]
-    masks = {p.stem: p for p in _image_files(masks_dir)}
+    masks = {p.stem: p for p in list_images(masks_dir, recursive=False)}
     pairs = []
-    for image in _image_files(images_dir):
+    for image in list_images(images_dir, recursive=False):
         mask = masks.get(image.stem)
         if mask is None:
             raise DataError(f"{image}: image without a mask (expected {masks_dir / image.stem}.png)")
         pairs.append((image, mask))
     if not pairs:
-        raise DataError(f"{images_dir}: the {split} split is empty (no {', '.join(IMAGE_SUFFIXES)} images)")
+        raise DataError(f"{images_dir}: the {split} split is empty (no images)")
     return pairs
 
 
-def list_images(sources: Sequence[str | Path]) -> list[Path]:
-    """Image paths from files and folders (a folder contributes its images, sorted)."""
-    found: list[Path] = []
-    for source in sources:
-        path = Path(source)
-        if path.is_dir():
-            found += _image_files(path)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise DataError(f"{path}: no such image or folder")
-    if not found:
-        raise DataError("no images to predict (folders were empty)")
-    return found
-
-
 # ---------------------------------------------------------------------------------------------- decoding
-
-
-def open_image(path: Path) -> Image.Image:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from None
-    return image
 
 
 def read_mask(path: Path, classes: Classes | None, ignore_index: int = DEFAULT_IGNORE) -> np.ndarray:
@@ -363,15 +332,20 @@ def load_split(
     return Split(pairs, counts, sum(size for _, size in checked))
 
 
-def resize_pair(image: Image.Image, mask: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image (antialiased bilinear) and mask (nearest) resized to ``size`` = (H, W), as uint8 / int16 tensors."""
-    import torch
+def resized_pixels(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    """An image as uint8 RGB (3, H, W) at ``size`` = (H, W), resized bilinearly: one function for training, predict
+    and the ONNX export's inputs, so that all three see the same pixels."""
     from PIL import Image
 
     height, width = size
-    image = image.resize((width, height), Image.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).contiguous()
-    return pixels, nearest(torch.from_numpy(mask.astype(np.int16)), size)
+    return np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR)).transpose(2, 0, 1).copy()
+
+
+def resize_pair(image: Image.Image, mask: np.ndarray, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image (``resized_pixels``) and mask (nearest) resized to ``size`` = (H, W), as uint8 / int16 tensors."""
+    import torch
+
+    return torch.from_numpy(resized_pixels(image, size)), nearest(torch.from_numpy(mask.astype(np.int16)), size)
 
 
 def nearest(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

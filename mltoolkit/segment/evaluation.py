@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from mltoolkit.core.console import info
+from mltoolkit.core.images import open_image
 from mltoolkit.core.io import write_json
+from mltoolkit.core.metrics import ConfusionMatrix
 from mltoolkit.core.params import check_counts
-from mltoolkit.segment.data import find_layout, list_pairs, load_split, open_image, read_mask
+from mltoolkit.segment.data import find_layout, list_pairs, load_split, read_mask
 from mltoolkit.segment.inference import load_trained, predict_masks
-from mltoolkit.segment.metrics import ConfusionMatrix
 
 
 def evaluate(

@@ -19,7 +19,7 @@ from mltoolkit.core.checkpoint import load_checkpoint, run_checkpoint
 from mltoolkit.core.device import resolve_device, set_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.segment.config import SegmentConfig, parse_size
-from mltoolkit.segment.data import Classes, normalize
+from mltoolkit.segment.data import Classes, normalize, resized_pixels
 from mltoolkit.segment.model import build_model
 from mltoolkit.techniques import SEGMENT
 
@@ -52,13 +52,11 @@ class Trained:
         """Class scores (N, classes, H, W) at the training size: each image resized (bilinear), scaled and
         normalised, as the ONNX export does inside its graph."""
         import torch
-        from PIL import Image
 
-        height, width = parse_size(self.config.size)
+        size = parse_size(self.config.size)
         tensors = []
         for image in images:
-            resized = image.convert("RGB").resize((width, height), Image.BILINEAR)
-            pixels = torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1).float().div_(255)
+            pixels = torch.from_numpy(resized_pixels(image, size)).float().div_(255)
             tensors.append(normalize(pixels, self.mean, self.std))
         with torch.inference_mode():
             return self.model(torch.stack(tensors).to(self.device))["out"].float()

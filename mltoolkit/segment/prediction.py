@@ -9,18 +9,17 @@ PNG files it wrote.
 
 from __future__ import annotations
 
-import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltoolkit import __version__
+from mltoolkit.core.contract import provenance
 from mltoolkit.core.errors import DataError, UsageError
-from mltoolkit.core.images import EXPECTED, to_rgb
+from mltoolkit.core.images import EXPECTED, iter_image_paths, open_image, to_rgb
+from mltoolkit.core.io import chunks
 from mltoolkit.core.params import check_counts
 from mltoolkit.segment.config import parse_size
-from mltoolkit.segment.data import list_images, open_image
 from mltoolkit.segment.inference import Trained, class_fractions, load_trained, predict_masks
 from mltoolkit.techniques import ONNXRUNTIME, SEGMENT
 
@@ -78,9 +77,7 @@ class Segmenter:
     def metadata(self) -> dict[str, Any]:
         trained = self.trained
         return {
-            "technique": self.technique,
-            "run": self.run_dir.name if self.run_dir is not None else None,
-            "mltk_version": __version__,
+            **provenance(self.technique, self.run_dir),
             "model": trained.config.model,
             "classes": trained.classes.names,
             "colors": [list(c) for c in trained.classes.colors],
@@ -114,34 +111,21 @@ def predict_files(
     if output.exists() and not output.is_dir():
         raise DataError(f"--output {output}: a file; predict writes one mask per image into a folder")
     segmenter = load(run, runs_dir=runs_dir, device=device, threads=threads, batch_size=batch_size, backend=backend)
-    images = read_sources(sources)
     make_folder(output)
-    colors = segmenter.trained.classes.colors
-    named = iter(zip(images, _output_names(images)))
-    while chunk := list(islice(named, segmenter.batch_size)):
-        pictures = [open_image(path).convert("RGB") for path, _ in chunk]
-        for (path, stem), picture, record in zip(chunk, pictures, segmenter.predict(pictures)):
+    colors, seen = segmenter.trained.classes.colors, Counter[str]()
+    for paths in chunks(iter_image_paths(sources), segmenter.batch_size):
+        pictures = [open_image(path).convert("RGB") for path in paths]
+        for path, picture, record in zip(paths, pictures, segmenter.predict(pictures)):
+            stem = Path(path).stem
+            seen[stem] += 1
+            stem = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"  # two inputs of one name: name, name-2...
             mask = record.pop("mask")
-            shown: dict[str, Any] = {
-                "image": str(path),
-                "mask": str(save_png(palette_image(mask, colors), output / f"{stem}.png")),
-            }
+            shown = {"image": path, "mask": str(save_png(palette_image(mask, colors), output / f"{stem}.png"))}
             if overlay:
                 shown["overlay"] = str(save_png(blend(picture, mask, colors), output / f"{stem}_overlay.png"))
             yield {**shown, **record}
-
-
-def read_sources(sources: Sequence[str]) -> list[Path]:
-    """Image files and folders; ``-`` reads one path per line from stdin."""
-    paths: list[str] = []
-    for source in sources:
-        if source == "-":
-            paths += [line.strip() for line in sys.stdin if line.strip()]
-        else:
-            paths.append(source)
-    if not paths:
-        raise DataError("no images given (pass files, folders, or - to read paths from stdin)")
-    return list_images(paths)
+    if not seen:
+        raise DataError(f"no images to segment in {', '.join(sources)}")
 
 
 def make_folder(path: Path) -> None:
@@ -149,14 +133,3 @@ def make_folder(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file on the way (NotADirectoryError, FileExistsError), no permission...
         raise DataError(f"--output {path}: cannot create the folder ({exc.strerror})") from None
-
-
-def _output_names(images: list[Path]) -> list[str]:
-    """File stems, made unique (``name``, ``name-2``...) when two inputs share one."""
-    seen: dict[str, int] = {}
-    names = []
-    for path in images:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        names.append(path.stem if count == 1 else f"{path.stem}-{count}")
-    return names

@@ -20,6 +20,7 @@ from mltoolkit.core.device import dataloader_workers, set_threads
 from mltoolkit.core.distributed import World, cores_per_process, launched_world, shard, train_sampler
 from mltoolkit.core.engine import Task, run_task, session
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.metrics import ConfusionMatrix
 from mltoolkit.core.plots import plot_curves
 from mltoolkit.core.runs import Run
 from mltoolkit.core.training import data_loader
@@ -49,7 +50,6 @@ from mltoolkit.segment.data import (
     resolve_classes,
 )
 from mltoolkit.segment.losses import SegmentationLoss, class_weights
-from mltoolkit.segment.metrics import ConfusionMatrix
 from mltoolkit.segment.model import build_model, normalization, uses_aux
 from mltoolkit.techniques import SEGMENT
 

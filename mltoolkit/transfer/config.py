@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mltoolkit.core.params import RunOptions, param
+from mltoolkit.core.engine import MACHINE, RECIPE, EngineOptions
+from mltoolkit.core.params import param
 
 Mode = Literal["finetune", "feature-extract"]
 Augment = Literal["auto", "none", "basic", "strong"]
@@ -25,12 +26,9 @@ Schedule = Literal["step", "cosine", "onecycle", "poly", "constant"]
 FROM_SCRATCH = {"optimizer": "adamw", "lr": 0.002, "schedule": "onecycle"}
 PRETRAINED = {"optimizer": "sgd", "lr": 0.001, "schedule": "step"}
 
-_RECIPE = "Training recipe"
-_MACHINE = "Machine"
-
 
 @dataclass
-class TransferConfig(RunOptions):
+class TransferConfig(EngineOptions):
     data: str = param(
         "",
         "Image folder: DIR/train/<class>/* + DIR/val/<class>/*, or DIR/<class>/* (split by --val-fraction).",
@@ -45,69 +43,58 @@ class TransferConfig(RunOptions):
     mode: Mode = param(
         "finetune", "finetune (all layers train) or feature-extract (frozen, cached backbone; new head only)."
     )
-    epochs: int = param(25, "Training epochs.", ge=1, panel=_RECIPE)
-    batch_size: int = param(32, "Images per batch (per process under torchrun).", ge=1, short="-b", panel=_RECIPE)
+    epochs: int = param(25, "Training epochs.", ge=1, panel=RECIPE)
+    batch_size: int = param(32, "Images per batch (per process under torchrun).", ge=1, short="-b", panel=RECIPE)
     optimizer: Optimizer | None = param(
-        None, "sgd (with momentum) or adamw.", default_text="sgd; adamw with --weights none", panel=_RECIPE
+        None, "sgd (with momentum) or adamw.", default_text="sgd; adamw with --weights none", panel=RECIPE
     )
     lr: float | None = param(
         None,
         "Learning rate (the peak, for onecycle).",
         gt=0,
         default_text="0.001; 0.002 with --weights none",
-        panel=_RECIPE,
+        panel=RECIPE,
     )
-    momentum: float = param(0.9, "SGD momentum.", ge=0, lt=1, panel=_RECIPE)
-    weight_decay: float = param(0.0, "Weight decay.", ge=0, panel=_RECIPE)
+    weight_decay: float = param(0.0, "Weight decay.", ge=0, panel=RECIPE)
     schedule: Schedule | None = param(
         None,
         "step, cosine, onecycle, poly or constant, stepped per batch.",
         default_text="step; onecycle with --weights none",
-        panel=_RECIPE,
+        panel=RECIPE,
     )
-    warmup_epochs: float = param(0.0, "Linear warmup length in epochs (fractions allowed).", ge=0, panel=_RECIPE)
-    step_size: int = param(7, "step schedule: epochs between decays.", ge=1, panel=_RECIPE)
-    gamma: float = param(0.1, "step schedule: decay factor.", gt=0, le=1, panel=_RECIPE)
-    label_smoothing: float = param(0.0, "Label smoothing of the loss.", ge=0, lt=1, panel=_RECIPE)
-    clip_grad_norm: float | None = param(None, "Clip the gradients' total norm to this.", gt=0, panel=_RECIPE)
-    balance: bool = param(False, "Draw classes equally often (weighted sampler).", panel=_RECIPE)
-    patience: int = param(
-        0, "Stop after this many epochs without a better val accuracy; 0 = never.", ge=0, panel=_RECIPE
-    )
+    warmup_epochs: float = param(0.0, "Linear warmup length in epochs (fractions allowed).", ge=0, panel=RECIPE)
+    step_size: int = param(7, "step schedule: epochs between decays.", ge=1, panel=RECIPE)
+    gamma: float = param(0.1, "step schedule: decay factor.", gt=0, le=1, panel=RECIPE)
+    label_smoothing: float = param(0.0, "Label smoothing of the loss.", ge=0, lt=1, panel=RECIPE)
+    balance: bool = param(False, "Draw classes equally often (weighted sampler).", panel=RECIPE)
     augment: Augment = param(
         "auto",
         "none, basic (RandomResizedCrop + flip), strong (+ TrivialAugment, RandomErasing) or auto "
         "(basic when fine-tuning pretrained weights; none when feature-extracting or with --weights none).",
-        panel=_RECIPE,
+        panel=RECIPE,
     )
     views: int = param(
-        4, "feature-extract with --augment basic|strong: augmented views cached per image.", ge=1, panel=_RECIPE
+        4, "feature-extract with --augment basic|strong: augmented views cached per image.", ge=1, panel=RECIPE
     )
     image_size: int | None = param(
         None,
         "Input crop size in pixels (the resize scales with it).",
         ge=16,
         default_text="the weights' own, 224 for most; with --weights none the images' own size, not upscaled",
-        panel=_RECIPE,
+        panel=RECIPE,
     )
     val_fraction: float = param(0.2, "Share held out for validation when DATA has no val/ folder.", gt=0, lt=1)
     strict: bool = param(False, "An unreadable image is an error (exit 3), not a skip.")
-    amp: bool = param(True, "Mixed precision on CUDA.", panel=_MACHINE)
-    channels_last: bool = param(True, "channels_last memory on CUDA.", panel=_MACHINE)
+    channels_last: bool = param(True, "channels_last memory on CUDA.", panel=MACHINE)
     workers: int | None = param(
-        None, "DataLoader worker processes.", ge=0, default_text="one per spare core, at most 8", panel=_MACHINE
+        None, "DataLoader worker processes.", ge=0, default_text="one per spare core, at most 8", panel=MACHINE
     )
     threads: int | None = param(
         None,
         "CPU threads to use; 0 means every core this process may use.",
         ge=0,
         default_text="every core (under torchrun: this process's share)",
-        panel=_MACHINE,
-    )
-    device: str = param("auto", "auto, cpu, cuda, cuda:N or mps. auto picks CUDA, then MPS, then CPU.", panel=_MACHINE)
-    seed: int = param(0, "Seed for every random generator (and the --val-fraction split).", ge=0)
-    deterministic: bool = param(
-        False, "Ask for deterministic algorithms (slower; bit-identical reruns).", panel=_MACHINE
+        panel=MACHINE,
     )
 
     def __post_init__(self) -> None:

@@ -8,42 +8,24 @@ is named in a warning and skipped, or is exit 3 with ``strict``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mltoolkit.core.console import warn
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.images import image_problem, list_images, load_rgb, report_bad_image
 
 if TYPE_CHECKING:
     import torch
-    from PIL import Image
 
 Sample = tuple[str, int]  # (path, class index)
 
 
-def image_extensions() -> set[str]:
-    """Every file suffix Pillow can open (``.jpg``, ``.png``, ``.webp``, ``.tif``...)."""
-    from PIL import Image
-
-    Image.init()
-    return {ext.lower() for ext in Image.registered_extensions()}
-
-
 def _visible_dirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def list_images(folder: Path, extensions: set[str]) -> list[Path]:
-    """Image files under ``folder`` (recursively), in a stable order, hidden files left out."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in extensions and not any(part.startswith(".") for part in p.parts[-2:])
-    )
 
 
 def scan_class_tree(root: Path, classes: Sequence[str] | None = None) -> tuple[list[str], list[Sample]]:
@@ -54,7 +36,6 @@ def scan_class_tree(root: Path, classes: Sequence[str] | None = None) -> tuple[l
     """
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
-    extensions = image_extensions()
     folders = _visible_dirs(root)
     if not folders:
         raise DataError(f"{root}: no class folders; expected {root}/<class>/<image files>")
@@ -68,7 +49,7 @@ def scan_class_tree(root: Path, classes: Sequence[str] | None = None) -> tuple[l
     index = {name: i for i, name in enumerate(classes if classes is not None else names)}
     samples: list[Sample] = []
     for folder in folders:
-        images = list_images(folder, extensions)
+        images = list_images(folder)
         if not images:
             raise DataError(f"{folder}: class folder holds no images")
         samples += [(str(p), index[folder.name]) for p in images]
@@ -136,31 +117,6 @@ def check_images(samples: Sequence[Sample], strict: bool, warn_skipped: bool = T
         elif strict or warn_skipped:
             report_bad_image(path, problem, strict)
     return good
-
-
-def image_problem(path: str) -> str | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def report_bad_image(path: str, problem: str, strict: bool) -> None:
-    if strict:
-        raise DataError(f"{path}: unreadable image ({problem})")
-    warn(f"{path}: unreadable image, skipped ({problem})")
-
-
-def load_rgb(path: str | BinaryIO) -> Image.Image:
-    """Decode an image (a file, or a file object over its bytes) to RGB (grayscale, palette, RGBA, CMYK)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return image.convert("RGB")
 
 
 @dataclass
@@ -286,21 +242,3 @@ def collate(batch: list[tuple[Any, int, int]]) -> tuple[torch.Tensor, torch.Tens
     labels = torch.tensor([item[1] for item in good], dtype=torch.long)
     indices = torch.tensor([item[2] for item in good], dtype=torch.long)
     return images, labels, indices, bad
-
-
-def iter_input_paths(inputs: Iterable[str]) -> Iterator[str]:
-    """Expand predict's inputs: files as given, folders to their images, ``-`` to the paths on stdin."""
-    from mltoolkit.core.io import iter_lines
-
-    extensions = image_extensions()
-    for item in inputs:
-        if item == "-":
-            for _, line in iter_lines("-"):
-                yield line
-        elif Path(item).is_dir():
-            images = list_images(Path(item), extensions)
-            if not images:
-                warn(f"{item}: folder holds no images")
-            yield from (str(p) for p in images)
-        else:
-            yield item

@@ -34,13 +34,13 @@ def classification_metrics(
     logits: torch.Tensor, labels: torch.Tensor, classes: list[str], top_k: int
 ) -> dict[str, Any]:
     """Accuracy, top-k accuracy, per-class precision/recall/F1/support and the confusion matrix."""
-    import torch
+    from mltoolkit.core.metrics import ConfusionMatrix
 
-    n = len(classes)
-    predicted = logits.argmax(1)
-    k = min(top_k, n)
+    predicted, k = logits.argmax(1), min(top_k, len(classes))
     top = logits.topk(k, dim=1).indices
-    confusion = torch.bincount(labels * n + predicted, minlength=n * n).reshape(n, n)
+    matrix = ConfusionMatrix(len(classes))
+    matrix.update(labels, predicted)
+    confusion = matrix.matrix
     true_pos = confusion.diag().double()
     precision = true_pos / confusion.sum(0).clamp(min=1)
     recall = true_pos / confusion.sum(1).clamp(min=1)
@@ -60,25 +60,6 @@ def classification_metrics(
     }
 
 
-def plot_confusion(path: Path, classes: list[str], matrix: list[list[int]]) -> None:
-    from mltoolkit.core.plots import figure, save_figure
-
-    size = max(4.0, 0.5 * len(classes) + 2)
-    fig, axes = figure(1, 1, (size, size))
-    ax = axes[0][0]
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    peak = max(max(row) for row in matrix) or 1
-    if len(classes) <= 30:
-        for i, row in enumerate(matrix):
-            for j, value in enumerate(row):
-                ax.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
-    save_figure(fig, path)
-
-
 def evaluate(
     run: str,
     data: str | None = None,
@@ -96,11 +77,13 @@ def evaluate(
     import torch
 
     from mltoolkit.core.device import dataloader_workers, set_threads
+    from mltoolkit.core.images import report_bad_image
     from mltoolkit.core.io import write_json
     from mltoolkit.core.params import check_counts
+    from mltoolkit.core.plots import plot_confusion
     from mltoolkit.core.training import data_loader
     from mltoolkit.transfer.classifier import load_classifier
-    from mltoolkit.transfer.data import ImageDataset, check_images, collate, eval_transform, report_bad_image
+    from mltoolkit.transfer.data import ImageDataset, check_images, collate, eval_transform
 
     check_counts(top_k=top_k, batch_size=batch_size)
     set_threads(threads)

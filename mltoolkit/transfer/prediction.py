@@ -7,15 +7,14 @@ classes when asked: exactly the lines ``mltk transfer predict --format jsonl`` p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltoolkit import __version__
+from mltoolkit.core.contract import provenance
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.images import EXPECTED, to_rgb
+from mltoolkit.core.images import EXPECTED, image_problem, iter_image_paths, load_rgb, report_bad_image, to_rgb
 from mltoolkit.core.params import check_counts
 from mltoolkit.techniques import ONNXRUNTIME, TRANSFER
 from mltoolkit.transfer.classifier import Classifier
@@ -89,9 +88,7 @@ class ImageClassifier:
     def metadata(self) -> dict[str, Any]:
         clf = self.classifier
         return {
-            "technique": self.technique,
-            "run": self.run_dir.name if self.run_dir is not None else None,
-            "mltk_version": __version__,
+            **provenance(self.technique, self.run_dir),
             "model": clf.config.get("model"),
             "classes": clf.classes,
             "image_size": clf.pre.crop_size,  # the centre crop the model sees
@@ -124,8 +121,7 @@ def predict_files(
     Unreadable inputs are warned about and skipped, but only once some image was classified: when
     none is (text that is not paths, say), that is one error (exit 3), not a warning per line.
     """
-    from mltoolkit.core.io import RecordWriter
-    from mltoolkit.transfer.data import iter_input_paths, report_bad_image
+    from mltoolkit.core.io import RecordWriter, chunks
 
     check_counts(top_k=top_k, batch_size=batch_size)
     if output is not None and Path(output).is_dir():
@@ -134,7 +130,7 @@ def predict_files(
     count, seen = 0, 0
     unread: list[tuple[str, str]] = []  # skipped before the first classified image
     with RecordWriter(output, fmt or ("jsonl" if top_k else "csv")) as writer:
-        for paths in _chunks(iter_input_paths(inputs), batch_size):
+        for paths in chunks(iter_image_paths(inputs), batch_size):
             seen += len(paths)
             decoded = list(classifier.pool.map(_decode, paths))
             good = [(p, image) for p, image in zip(paths, decoded) if not isinstance(image, str)]
@@ -160,20 +156,12 @@ def predict_files(
 
 def _decode(path: str) -> Image.Image | str:
     """The decoded image, or what is wrong with the file (predict skips it with a warning)."""
-    from mltoolkit.transfer.data import image_problem, load_rgb
-
     try:
         return load_rgb(path)
     except FileNotFoundError:
         return "file not found"
     except Exception:  # a folder, a name the OS refuses, a damaged file: all "not a readable image"
         return image_problem(path) or "cannot be decoded"
-
-
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def _nothing_classified(inputs: list[str], seen: int, unread: list[tuple[str, str]]) -> str:

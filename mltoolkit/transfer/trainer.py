@@ -19,10 +19,11 @@ from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.distributed import World, cores_per_process, launched_world, on_main
 from mltoolkit.core.engine import Task
 from mltoolkit.core.errors import DataError, UsageError
+from mltoolkit.core.images import report_bad_image
 from mltoolkit.core.runs import Run
 from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.config import TransferConfig
-from mltoolkit.transfer.data import Preprocessing, Sample, report_bad_image
+from mltoolkit.transfer.data import Preprocessing, Sample
 
 if TYPE_CHECKING:
     import torch

@@ -1,8 +1,8 @@
-"""Confusion matrix over a whole split, as torchvision's segmentation reference ``ConfusionMatrix``.
+"""The confusion matrix of the image techniques: transfer's over images, segment's over pixels.
 
-Pixel accuracy and IoU come from the matrix accumulated over every pixel of the split, not from
-averages of per-image scores. Classes absent from both truth and prediction have no IoU (null) and
-are left out of the mean.
+As torchvision's segmentation reference ``ConfusionMatrix``: accuracy and IoU come from the matrix
+accumulated over a whole split, not from averages of per-image scores. Classes absent from both truth
+and prediction have no IoU (null) and are left out of the mean.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
 
 class ConfusionMatrix:
-    """``matrix[true, predicted]`` pixel counts; pixels labelled with the ignore index are skipped."""
+    """``matrix[true, predicted]`` counts; targets equal to the ignore index are skipped."""
 
-    def __init__(self, num_classes: int, ignore_index: int) -> None:
+    def __init__(self, num_classes: int, ignore_index: int = -1) -> None:
         import torch
 
         self.num_classes, self.ignore_index = num_classes, ignore_index
