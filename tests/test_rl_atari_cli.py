@@ -3,6 +3,7 @@ from a .npy file, resume with the replay memory) and CartPole through its render
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -65,6 +66,31 @@ def test_atari_trains_evaluates_predicts_and_resumes_with_its_frame_memory(mltk,
 
     memory = FrameReplay.open(run / "replay", 1000, (4, 84, 84), 2)
     assert len(memory) > 250  # the first run's transitions and the resumed run's
+    np.save(frames, np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84), dtype=np.uint8))
+    check_exported_and_served(mltk, run, frames)
+
+
+def check_exported_and_served(mltk, run: Path, frames: Path) -> None:
+    """A network over frames leaves the toolkit like an MLP: its ONNX export takes (N, 4, 84, 84) and answers as
+    the torch policy does, and `mltk serve` takes one stack of frames or a list of them."""
+    from mltoolkit import rl
+    from mltoolkit.serve.app import Settings, create_app
+    from tests.test_serve import Client
+    from tests.test_serve_units import thread_server
+
+    native = ok(mltk("rl", "predict", run, frames)).jsonl()
+    if importlib.util.find_spec("onnxruntime") is not None:
+        ok(mltk("export", run, "--format", "onnx"))
+        assert ok(mltk("rl", "predict", run, frames, "--backend", "onnxruntime")).jsonl() == native
+    stacks = np.load(frames).tolist()
+    with thread_server(create_app(rl.load(run), "observations", Settings(log=False))) as port:
+        client = Client(port)
+        one = client.request("POST", "/predict", json.dumps(stacks[0]).encode())
+        assert one.status == 200 and one.json()["predictions"] == native[:1]
+        many = client.request("POST", "/predict", json.dumps(stacks).encode())
+        assert many.status == 200 and many.json()["predictions"] == native
+        flat = client.request("POST", "/predict", json.dumps([0, 0, 0, 0]).encode())
+        assert flat.status == 400 and b"stacked frames" in flat.data
 
 
 def test_pixels_learn_cartpole_from_its_rendered_screen(mltk, tmp_path):

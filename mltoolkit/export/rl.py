@@ -1,4 +1,5 @@
-"""rl: the Q-network of a DQN run, observation vectors (float32) in, one Q-value per action out."""
+"""rl: the Q-network of a DQN run, observations (float32 vectors, or stacked 0-255 frames as float32) in, one
+Q-value per action out; a network over frames scales them to [0, 1] inside the graph."""
 
 from __future__ import annotations
 
@@ -29,24 +30,27 @@ def load(run_dir: Path) -> Any:
 
 def source(run_dir: Path) -> TorchSource:
     policy = load(run_dir)
-    real = observations(policy.env_id, SAMPLE)
+    real = observations(policy.env_id, SAMPLE, pixels=policy.pixels)
     rng = np.random.default_rng(0)
     random = (rng.standard_normal(real.shape) * (real.std(0) + 1e-3) + real.mean(0)).astype(np.float32)
+    frames = len(policy.obs_shape) > 1
     metadata = {
         "env": policy.env_id,
-        "input_shape": ["batch", policy.obs_dim],
-        "input_layout": "float32 observation vectors, as the environment returns them",
+        "input_shape": ["batch", *policy.obs_shape],
+        "input_layout": "stacked grayscale frames, 0-255 values as float32 (N, stack, height, width)"
+        if frames
+        else "float32 observation vectors, as the environment returns them",
         "n_actions": policy.n_actions,
         "output": "Q-values (batch, n_actions); the greedy action is their argmax",
     }
     return TorchSource(policy.network, "observations", "q_values", real, random, metadata)
 
 
-def observations(env_id: str, count: int, seed: int = 0) -> np.ndarray:
+def observations(env_id: str, count: int, seed: int = 0, pixels: bool = False) -> np.ndarray:
     """``count`` observations from episodes of random actions: states the policy actually meets."""
     from mltoolkit.rl.envs import make_env
 
-    env = make_env(env_id)
+    env = make_env(env_id, pixels=pixels)
     env.action_space.seed(seed)
     seen, (obs, _) = [], env.reset(seed=seed)
     while len(seen) < count:
@@ -64,14 +68,14 @@ class OnnxPolicy:
 
     function: OnnxFunction
     env_id: str
-    obs_dim: int
+    obs_shape: tuple[int, ...]
     n_actions: int
     checkpoint: Path
     run_dir: Path | None
 
     @property
-    def obs_shape(self) -> tuple[int, ...]:
-        return (self.obs_dim,)
+    def obs_dim(self) -> int:
+        return self.obs_shape[0]
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         return self.function(np.ascontiguousarray(obs, dtype=np.float32))
@@ -84,5 +88,5 @@ def onnx_policy(run: str | Path, runs_dir: str | Path = "runs", threads: int | N
     """The run's newest ONNX export as a drop-in for ``rl.policy.load_policy(run, runs_dir)``."""
     run_dir, function = open_export(run, runs_dir, RL.name, threads)
     meta = function.metadata
-    obs_dim, n_actions = int(meta["input_shape"][1]), int(meta["n_actions"])
-    return OnnxPolicy(function, meta["env"], obs_dim, n_actions, function.path, run_dir)
+    obs_shape = tuple(int(size) for size in meta["input_shape"][1:])
+    return OnnxPolicy(function, meta["env"], obs_shape, int(meta["n_actions"]), function.path, run_dir)

@@ -81,7 +81,7 @@ class Agent:
             **provenance(self.technique, self.run_dir),
             "env": policy.env_id,
             "observation_shape": shape,
-            # what the page of `mltk serve` sizes its example observation by
+            # a vector's length, for clients that size their requests by it
             **({} if frames else {"obs_dim": policy.obs_dim}),
             "n_actions": policy.n_actions,
             "input": described or f"an observation: an array of {policy.obs_dim} numbers",

@@ -53,6 +53,7 @@ def create_app(predictor: Predictor, kind: str, settings: Settings = Settings())
     )  # fmt: skip
     accepted = _keyword_options(predictor.predict) | set(SERVER_OPTIONS.get(kind, ()))
     strict = {"strict": True} if "strict" in accepted else {}  # an unknown id is the client's 4xx, not a fallback
+    rank = len(predictor.metadata().get("observation_shape") or [0])  # rl: vectors 1, stacked frames 3
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,7 +70,7 @@ def create_app(predictor: Predictor, kind: str, settings: Settings = Settings())
 
     async def predict(request: Request) -> Response:  # a plain Starlette route: no per-request dependency solving
         with batcher.arriving():
-            parsed = await parse(kind, request)
+            parsed = await parse(kind, request, rank)
         unknown = sorted(set(parsed.options) - accepted)
         if unknown:
             raise BadRequest(f"unknown option {unknown[0]!r}; this model takes {', '.join(sorted(accepted))}")

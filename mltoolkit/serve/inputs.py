@@ -25,7 +25,7 @@ from starlette.requests import Request
 
 EXPECTED = {
     "rows": "a JSON row object {column: value, ...} or a list of them",
-    "observations": "a JSON observation [number, ...] or a list of them",
+    "observations": "a JSON observation ([number, ...], or stacked frames [[[0-255, ...], ...], ...]) or a list",
     "users": 'JSON {"user": id}, {"users": [id, ...]}, {"history": [item, ...]} or a list of ids and histories',
     "image": 'an image upload (multipart/form-data), an image/* body, or JSON {"image": base64} / {"images": [...]}',
 }
@@ -47,8 +47,9 @@ class Parsed:
     options: dict[str, Any]  # keyword options for predict (and the server's own, like overlay)
 
 
-async def parse(kind: str, request: Request) -> Parsed:
-    """The inputs and options of a ``POST /predict`` for a model of input ``kind``."""
+async def parse(kind: str, request: Request, rank: int = 1) -> Parsed:
+    """The inputs and options of a ``POST /predict`` for a model of input ``kind``; ``rank``: the dimensions of one
+    observation (1 for vectors, 3 for stacked frames), which tells one observation from a list of them."""
     options = {k: option_value(v) for k, v in request.query_params.items()} if request.scope["query_string"] else {}
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "image" and content_type == "multipart/form-data":
@@ -58,7 +59,8 @@ async def parse(kind: str, request: Request) -> Parsed:
         raise BadRequest(f"empty body; expected {EXPECTED[kind]}")
     if kind == "image" and content_type.startswith("image/"):
         return Parsed([checked_image(body, "body")], options)
-    inputs, fields = _DECODERS[kind](read_json(body))
+    document = read_json(body)
+    inputs, fields = _observations(document, rank) if kind == "observations" else _DECODERS[kind](document)
     return Parsed(inputs, {**options, **fields})
 
 
@@ -98,9 +100,16 @@ def _rows(document: Any) -> tuple[list[Any], dict[str, Any]]:
     return rows, {}
 
 
-def _observations(document: Any) -> tuple[list[Any], dict[str, Any]]:
-    observations = document if isinstance(document, list) and document and isinstance(document[0], list) else [document]
-    if not all(isinstance(o, list) and o and all(_is_number(x) for x in o) for o in observations):
+def _observations(document: Any, rank: int) -> tuple[list[Any], dict[str, Any]]:
+    """One observation (nested ``rank`` lists deep) or a list of them; the numbers of frames are the Predictor's to
+    check (their shape and 0-255 range), as for ``mltk rl predict``."""
+    depth, first = 0, document
+    while isinstance(first, list) and first:
+        depth, first = depth + 1, first[0]
+    observations = [document] if depth == rank else document if depth == rank + 1 else None
+    if observations is None or (
+        rank == 1 and not all(isinstance(o, list) and all(map(_is_number, o)) for o in observations)
+    ):
         raise BadRequest(f"expected {EXPECTED['observations']}; got {_shown(document)}")
     return observations, {}
 
@@ -170,7 +179,6 @@ def _shown(value: Any) -> str:
 
 _DECODERS: dict[str, Callable[[Any], tuple[list[Any], dict[str, Any]]]] = {
     "rows": _rows,
-    "observations": _observations,
     "users": _users,
     "image": _images,
 }

@@ -36,8 +36,9 @@ const $ = (id) => document.getElementById(id);
 let kind = null;
 const examples = {
   rows: (m) => JSON.stringify(Object.fromEntries((m.features || []).map((f) => [f.name || f, 0])), null, 1),
-  observations: (m) => JSON.stringify(Array(m.observation_size || m.obs_dim || 4).fill(0)),
+  observations: (m) => JSON.stringify(zeros(m.observation_shape || [4])),
 };
+const zeros = (shape) => (shape.length ? Array.from({ length: shape[0] }, () => zeros(shape.slice(1))) : 0);
 
 function summary(records) {
   if (!records.length) return "No records.";
