@@ -35,16 +35,18 @@ class StandInSegmenter:
     def __init__(self) -> None:
         self.batches: list[int] = []
 
-    def predict(self, batch: list[Any], *, threshold: float = 0.5) -> list[dict[str, Any]]:
+    def predict(self, batch: list[Any], *, threshold: float = 0.5, overlay: bool = False) -> list[dict[str, Any]]:
+        from mltoolkit.segment.visual import overlay as paint
+
         self.batches.append(len(batch))
         time.sleep(0.002)  # a forward pass's cost: enough for the batcher to hand calls to its thread and batch
         records = []
         for data in batch:
             with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-            mask = np.zeros((height, width), np.uint8)
-            mask[:, : width // 2] = 1
-            records.append({"fractions": {"background": 0.5, "thing": 0.5}, "mask": mask})
+                mask = np.zeros((image.height, image.width), np.uint8)
+                mask[:, : image.width // 2] = 1
+                painted = {"overlay": paint(image, mask, [(0, 0, 0), (255, 0, 0)])} if overlay else {}
+            records.append({"fractions": {"background": 0.5, "thing": 0.5}, "mask": mask, **painted})
         return records
 
     def metadata(self) -> dict[str, Any]:
@@ -102,7 +104,7 @@ def test_multipart_raw_and_base64_images_answer_alike(segmenter):
     assert mask.shape == (4, 6) and mask[:, :3].min() == 1 and mask[:, 3:].max() == 0
 
 
-def test_overlay_paints_the_mask_over_the_image(segmenter):
+def test_an_overlay_travels_as_an_rgb_png(segmenter):
     _, client = segmenter
     reply = client.request("POST", "/predict?overlay=true", png(), headers={"Content-Type": "image/png"})
     record = reply.json()["predictions"][0]

@@ -3,8 +3,8 @@
 ``predict`` takes images (file paths, encoded bytes, HxWx3 uint8 arrays or PIL images) and returns, for
 each, its ``width`` and ``height``, the fraction of its pixels per class (``fractions``) and the ``mask``:
 an (H, W) uint8 array of class indices at the image's own size, with the input's ``image`` path first
-when it was one. ``mltk segment predict`` prints the same records, with ``mask`` (and ``overlay``) the
-PNG files it wrote.
+when it was one; with ``overlay=True`` also the image with the class colours blended over it. ``mltk segment
+predict`` prints the same records, with ``mask`` (and ``overlay``) the PNG files it wrote.
 """
 
 from __future__ import annotations
@@ -59,18 +59,22 @@ class Segmenter:
         self.trained, self.run_dir = trained, trained.run_dir
         self.batch_size = batch_size or trained.config.batch_size
 
-    def predict(self, batch: Sequence[Any]) -> list[dict[str, Any]]:
-        """One record per image, in order; a record that is not an image is a ``DataError`` naming it."""
+    def predict(self, batch: Sequence[Any], *, overlay: bool = False) -> list[dict[str, Any]]:
+        """One record per image, in order; a record that is not an image is a ``DataError`` naming it. ``overlay``
+        adds the image with the class colours blended over it, (H, W, 3) uint8."""
+        from mltoolkit.segment.visual import overlay as blend
+
         if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
             raise DataError(f"expected a list of images ({EXPECTED}), got {type(batch).__name__}")
         images = [to_rgb(index, record) for index, record in enumerate(batch)]
-        names = self.trained.classes.names
+        classes = self.trained.classes
         records = []
         for record, image, mask in zip(batch, images, predict_masks(self.trained, images, self.batch_size)):
             named = {"image": str(record)} if isinstance(record, (str, Path)) else {}
-            fractions = class_fractions(mask, names)
+            fractions = class_fractions(mask, classes.names)
+            painted = {"overlay": blend(image, mask, classes.colors)} if overlay else {}
             records.append(
-                {**named, "width": image.width, "height": image.height, "fractions": fractions, "mask": mask}
+                {**named, "width": image.width, "height": image.height, "fractions": fractions, "mask": mask, **painted}
             )
         return records
 
@@ -83,7 +87,8 @@ class Segmenter:
             "colors": [list(c) for c in trained.classes.colors],
             "image_size": list(parse_size(trained.config.size)),  # [height, width] the model sees; masks come
             "input": EXPECTED,  # back at each image's own size
-            "output": ["width", "height", "fractions", "mask"],
+            "output": ["width", "height", "fractions", "mask", "overlay"],
+            "options": {"overlay": False},
         }
 
 
@@ -102,7 +107,8 @@ def predict_files(
 ) -> Iterator[dict[str, Any]]:
     """``mltk segment predict``: masks through ``Segmenter.predict``, one batch at a time; yields each image's
     record (its ``mask`` and ``overlay`` the PNG files written) as soon as its batch is done."""
-    from mltoolkit.segment.visual import overlay as blend
+    from PIL import Image
+
     from mltoolkit.segment.visual import palette_image, save_png
 
     if fmt != "jsonl":
@@ -115,14 +121,15 @@ def predict_files(
     colors, seen = segmenter.trained.classes.colors, Counter[str]()
     for paths in chunks(iter_image_paths(sources), segmenter.batch_size):
         pictures = [open_image(path).convert("RGB") for path in paths]
-        for path, picture, record in zip(paths, pictures, segmenter.predict(pictures)):
+        for path, record in zip(paths, segmenter.predict(pictures, overlay=overlay)):
             stem = Path(path).stem
             seen[stem] += 1
             stem = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"  # two inputs of one name: name, name-2...
             mask = record.pop("mask")
             shown = {"image": path, "mask": str(save_png(palette_image(mask, colors), output / f"{stem}.png"))}
             if overlay:
-                shown["overlay"] = str(save_png(blend(picture, mask, colors), output / f"{stem}_overlay.png"))
+                painted = Image.fromarray(record.pop("overlay"))
+                shown["overlay"] = str(save_png(painted, output / f"{stem}_overlay.png"))
             yield {**shown, **record}
     if not seen:
         raise DataError(f"no images to segment in {', '.join(sources)}")

@@ -1,4 +1,5 @@
-"""Masks people can look at: palette PNGs in the class colours, and masks blended over their image."""
+"""Masks people can look at: palette PNGs in the class colours, and masks blended over their image (the overlay
+that ``mltk segment predict --overlay`` writes and ``mltk serve`` sends back)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,16 @@ def colorize(mask: np.ndarray, colors: Sequence[tuple[int, int, int]], ignore_in
     return out
 
 
-def overlay(image: Image.Image, mask: np.ndarray, colors: Sequence[tuple[int, int, int]], alpha: float = 0.5):
-    """The image with the class colours blended over it (``alpha`` of colour)."""
-    from PIL import Image
-
-    colored = Image.fromarray(colorize(mask, colors), "RGB")
-    return Image.blend(image.convert("RGB"), colored, alpha)
+def overlay(
+    image: Image.Image, mask: np.ndarray, colors: Sequence[tuple[int, int, int]], alpha: float = 0.5
+) -> np.ndarray:
+    """The image as (H, W, 3) uint8 with each pixel's class colour blended in at ``alpha``; a class coloured black
+    (background, in the PASCAL VOC convention) leaves its pixels as they are. ``mask`` is at the image's size."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    colours = colorize(mask, colors).astype(np.float32)
+    painted = colours.any(axis=-1)
+    pixels[painted] = (1 - alpha) * pixels[painted] + alpha * colours[painted]
+    return pixels.round().astype(np.uint8)
 
 
 def save_png(image: Image.Image, path: Path) -> Path:

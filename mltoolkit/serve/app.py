@@ -32,8 +32,6 @@ from mltoolkit.serve.metrics import CONTENT_TYPE, Metrics
 from mltoolkit.serve.outputs import response_body
 from mltoolkit.serve.page import PAGE
 
-SERVER_OPTIONS = {"image": ("overlay",)}  # options the server itself reads, by input kind
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -51,7 +49,7 @@ def create_app(predictor: Predictor, kind: str, settings: Settings = Settings())
         predictor.predict, grouped=kind in BATCHED, max_batch=settings.max_batch,
         max_wait=settings.max_wait_ms / 1000, on_batch=metrics.batch.observe,
     )  # fmt: skip
-    accepted = _keyword_options(predictor.predict) | set(SERVER_OPTIONS.get(kind, ()))
+    accepted = _keyword_options(predictor.predict)
     strict = {"strict": True} if "strict" in accepted else {}  # an unknown id is the client's 4xx, not a fallback
     rank = len(predictor.metadata().get("observation_shape") or [0])  # rl: vectors 1, stacked frames 3
 
@@ -74,9 +72,8 @@ def create_app(predictor: Predictor, kind: str, settings: Settings = Settings())
         unknown = sorted(set(parsed.options) - accepted)
         if unknown:
             raise BadRequest(f"unknown option {unknown[0]!r}; this model takes {', '.join(sorted(accepted))}")
-        overlay = bool(parsed.options.pop("overlay", False))
         records = await batcher.submit(parsed.inputs, {**strict, **parsed.options})
-        return _json_bytes(response_body(records, parsed.inputs if overlay else None))
+        return _json_bytes(response_body(records))
 
     app.router.routes.insert(0, Route("/predict", predict, methods=["POST"]))  # first: the route matched most
 

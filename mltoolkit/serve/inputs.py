@@ -44,7 +44,7 @@ class BadRequest(Exception):
 @dataclass(frozen=True)
 class Parsed:
     inputs: list[Any]  # what Predictor.predict takes, in request order
-    options: dict[str, Any]  # keyword options for predict (and the server's own, like overlay)
+    options: dict[str, Any]  # keyword options for predict
 
 
 async def parse(kind: str, request: Request, rank: int = 1) -> Parsed:
