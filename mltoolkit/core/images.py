@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.console import warn
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import iter_lines
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -67,8 +68,6 @@ def list_images(folder: Path, recursive: bool = True) -> list[Path]:
 
 def iter_image_paths(inputs: Iterable[str]) -> Iterator[str]:
     """Expand predict's inputs lazily: files as given, folders to their images, ``-`` to the paths on stdin."""
-    from mltoolkit.core.io import iter_lines
-
     for item in inputs:
         if item == "-":
             yield from (line for _, line in iter_lines("-"))
