@@ -267,8 +267,7 @@ def _encode(
     ``fraction`` of its query groups) set apart to validate on."""
     from mltoolkit.boost.prepare import split_validation
 
-    data = prepare(Table(source=path, frame=frame), schema)
-    data.X = np.asfortranarray(data.X, dtype=np.float32)
+    data = prepare(Table(source=path, frame=frame), schema, dtype=np.float32)  # no float64 copy on the worker
     if fraction <= 0:
         return data, None
     if held is None:

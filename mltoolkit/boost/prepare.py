@@ -155,9 +155,11 @@ def build_schema(
     )
 
 
-def prepare(table: Table, schema: Schema, *, with_target: bool = True, warned: set[str] | None = None) -> Prepared:
+def prepare(
+    table: Table, schema: Schema, *, with_target: bool = True, warned: set[str] | None = None, dtype: Any = "float64"
+) -> Prepared:
     """Encode ``table`` with ``schema``: the same columns, levels and classes as in training."""
-    X = schema.encode(table, warned=warned)
+    X = schema.encode(table, warned=warned, dtype=dtype)
     init = table.side.get("init") if schema.init_score else None
     if not with_target:  # scoring reads the features alone (rows keep their order; a weight column is unused)
         return Prepared(X, None, init=init)

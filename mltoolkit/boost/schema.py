@@ -81,8 +81,9 @@ class Schema:
         features = [Feature(**f) for f in data.pop("features")]
         return cls(features=features, **data)
 
-    def encode(self, table: Table, *, warned: set[str] | None = None) -> Any:
-        """The feature matrix of ``table`` in training order and encoding (float64, CSR for LibSVM)."""
+    def encode(self, table: Table, *, warned: set[str] | None = None, dtype: Any = "float64") -> Any:
+        """The feature matrix of ``table`` in training order and encoding (``dtype``: float64, or float32 where
+        memory is short, as on a Dask worker; CSR for LibSVM)."""
         if self.sparse_width is not None:
             return _sparse_features(table, self.sparse_width)
         frame, warned = table.frame, set() if warned is None else warned
@@ -91,6 +92,7 @@ class Schema:
             len(frame),
             self.features,
             lambda feature: encode_column(frame[feature.name], feature, table.source, table.first_row, warned),
+            dtype,
         )
 
     def encode_rows(
@@ -197,11 +199,13 @@ def _reject_stray_text(column: pd.Series, name: str, source: str) -> None:
         raise DataError(f"{source}: column {name!r} row {row}: {present.iloc[bad]!r} is not a number")
 
 
-def _matrix(rows: int, features: list[Feature], column: Callable[[Feature], Sequence[float]]) -> np.ndarray:
-    """The Fortran-ordered float64 matrix LightGBM reads without a copy, filled one feature's column at a time."""
+def _matrix(
+    rows: int, features: list[Feature], column: Callable[[Feature], Sequence[float]], dtype: Any = "float64"
+) -> np.ndarray:
+    """The Fortran-ordered matrix LightGBM reads without a copy, filled one feature's column at a time."""
     import numpy as np
 
-    matrix = np.empty((rows, len(features)), dtype=np.float64, order="F")
+    matrix = np.empty((rows, len(features)), dtype=dtype, order="F")
     for j, feature in enumerate(features):
         matrix[:, j] = column(feature)
     return matrix
