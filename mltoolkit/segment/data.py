@@ -396,7 +396,7 @@ class PairDataset:
             return self.cache[index]
         image_path, mask_path = self.split.pairs[index]
         raw = read_mask(mask_path, self.classes, self.ignore_index)
-        pair = resize_pair(open_image(image_path).convert("RGB"), raw, self.base)
+        pair = resize_pair(open_image(image_path), raw, self.base)  # resized_pixels makes it RGB
         if self.cache is not None:
             self.cache[index] = pair
         return pair

@@ -40,7 +40,7 @@ def evaluate(
     load_split(pairs, classes, len(classes), ignore)  # every mask checked before the first prediction
     info(f"evaluating {trained.checkpoint} on {len(pairs)} {split} images of {root}")
     matrix = ConfusionMatrix(len(classes), ignore)
-    images = (open_image(image).convert("RGB") for image, _ in pairs)
+    images = (open_image(image) for image, _ in pairs)  # made RGB where they are resized
     for (_, mask_path), predicted in zip(pairs, predict_masks(trained, images, batch_size)):
         truth = read_mask(mask_path, classes, ignore)
         matrix.update(torch.from_numpy(truth), torch.from_numpy(predicted.astype("int64")))

@@ -21,6 +21,7 @@ from mltoolkit.core.io import chunks
 from mltoolkit.core.params import check_counts
 from mltoolkit.segment.config import parse_size
 from mltoolkit.segment.inference import Trained, class_fractions, load_trained, predict_masks
+from mltoolkit.segment.visual import overlay as blend
 from mltoolkit.techniques import ONNXRUNTIME, SEGMENT
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ class Segmenter:
     def predict(self, batch: Sequence[Any], *, overlay: bool = False) -> list[dict[str, Any]]:
         """One record per image, in order; a record that is not an image is a ``DataError`` naming it. ``overlay``
         adds the image with the class colours blended over it, (H, W, 3) uint8."""
-        from mltoolkit.segment.visual import overlay as blend
-
         if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
             raise DataError(f"expected a list of images ({EXPECTED}), got {type(batch).__name__}")
         images = [to_rgb(index, record) for index, record in enumerate(batch)]
@@ -120,7 +119,7 @@ def predict_files(
     make_folder(output)
     colors, seen = segmenter.trained.classes.colors, Counter[str]()
     for paths in chunks(iter_image_paths(sources), segmenter.batch_size):
-        pictures = [open_image(path).convert("RGB") for path in paths]
+        pictures = [open_image(path) for path in paths]  # predict makes them RGB
         for path, record in zip(paths, segmenter.predict(pictures, overlay=overlay)):
             stem = Path(path).stem
             seen[stem] += 1
