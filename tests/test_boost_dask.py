@@ -241,6 +241,21 @@ def test_workers_bin_features_as_one_machine(cluster):
     assert trees[0] == trees[1]
 
 
+def test_features_float64_unless_a_worker_would_be_crowded():
+    from mltoolkit.boost.distributed import feature_dtype
+
+    class Scheduler:
+        def __init__(self, limit: float) -> None:
+            self.limit = limit
+
+        def scheduler_info(self) -> dict:
+            return {"workers": {name: {"memory_limit": self.limit} for name in ("a", "b")}}
+
+    assert feature_dtype(Scheduler(4e9), 34_000_000, 20) is np.float32  # the benchmark's 6 GB on two 4 GB workers
+    assert feature_dtype(Scheduler(4e9), 1_000_000, 50) is np.float64
+    assert feature_dtype(Scheduler(0), 34_000_000, 20) is np.float64  # no limit: as one process
+
+
 def test_worker_dying_mid_training_fails_the_run(mltk, tmp_path, parts, cluster):
     """Runs last: SIGKILL one worker once LightGBM trains; exit 4, run marked failed, no model written."""
     pids = cluster.run(os.getpid)
@@ -264,18 +279,3 @@ def test_worker_dying_mid_training_fails_the_run(mltk, tmp_path, parts, cluster)
     run = tmp_path / "runs/boost/part-0"
     assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     assert not (run / "model.txt").exists() and not (run / "schema.json").exists()
-
-
-def test_features_float64_unless_a_worker_would_be_crowded():
-    from mltoolkit.boost.distributed import feature_dtype
-
-    class Scheduler:
-        def __init__(self, limit: float) -> None:
-            self.limit = limit
-
-        def scheduler_info(self) -> dict:
-            return {"workers": {name: {"memory_limit": self.limit} for name in ("a", "b")}}
-
-    assert feature_dtype(Scheduler(4e9), 34_000_000, 20) is np.float32  # the benchmark's 6 GB on two 4 GB workers
-    assert feature_dtype(Scheduler(4e9), 1_000_000, 50) is np.float64
-    assert feature_dtype(Scheduler(0), 34_000_000, 20) is np.float64  # no limit: as one process

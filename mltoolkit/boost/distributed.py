@@ -310,7 +310,7 @@ def _encode(
     ``fraction`` of its query groups) set apart to validate on."""
     from mltoolkit.boost.prepare import split_validation
 
-    data = prepare(Table(source=path, frame=frame), schema, dtype=dtype)  # float32: no float64 copy made
+    data = prepare(Table(source=path, frame=frame), schema, dtype=dtype)  # as float32, no float64 copy first
     if fraction <= 0:
         return data, None
     if held is None:
