@@ -170,6 +170,14 @@ def test_unreachable_scheduler(mltk, tmp_path, parts, monkeypatch):
     fails(result, 4, "tcp://127.0.0.1:9")
 
 
+@pytest.mark.parametrize("memory", ["lots", "nan", "-1GB"])
+def test_local_memory_limit_that_is_not_a_size(mltk, tmp_path, parts, memory):
+    result = mltk("boost", "train", parts / "part-*.parquet", "--target", "label", "--dask", f"local:1:{memory}",
+                  "--runs-dir", tmp_path / "runs")  # fmt: skip
+    fails(result, 2, f"memory limit '{memory}' is not a size")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_missing_extra_says_how_to_install(mltk, parts, monkeypatch):
     import sys
 

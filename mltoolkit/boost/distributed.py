@@ -85,7 +85,21 @@ def local_shape(spec: str) -> tuple[int, int, str]:
         workers = 0
     if workers < 1 or len(parts) > 3:
         raise UsageError(f"--dask {spec}: expected a scheduler address, local, local:N or local:N:MEMORY (local:2:4GB)")
-    return workers, max(1, cores // workers), parts[2] if len(parts) > 2 else "auto"
+    memory = parts[2] if len(parts) > 2 else "auto"
+    if memory != "auto" and _bytes(memory) is None:
+        raise UsageError(f"--dask {spec}: memory limit {memory!r} is not a size (4GB, 1.5GiB, 0 for none, or auto)")
+    return workers, max(1, cores // workers), memory
+
+
+def _bytes(size: str) -> int | None:
+    """``size`` in bytes as Dask reads a memory limit, or None where Dask could not (or it is negative)."""
+    from dask.utils import parse_bytes
+
+    try:
+        value = parse_bytes(size)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
 
 
 @contextmanager
