@@ -155,6 +155,27 @@ def test_seed_everything_repeats_draws():
     assert first == (random.random(), np.random.rand(), torch.rand(1).item())
 
 
+def test_stop_workers_ends_persistent_workers_at_once():
+    """Training stops its loaders' workers itself: left to the interpreter's exit, torch waits 5 s per worker."""
+    import multiprocessing
+    from types import SimpleNamespace
+
+    import torch
+
+    from mltoolkit.core.training import data_loader, stop_workers
+
+    others = set(multiprocessing.active_children())  # another test's processes, if any
+    loader = data_loader(list(range(8)), batch_size=4, workers=2, device=torch.device("cpu"))
+    for _ in range(2):  # two epochs on the same two workers
+        assert [batch.tolist() for batch in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    workers = [process for process in multiprocessing.active_children() if process not in others]
+    assert len(workers) == 2
+    stop_workers(SimpleNamespace(loader=loader))  # as a wrapper (transfer's Decoded) holds it
+    assert not any(worker.is_alive() for worker in workers)
+    assert [batch.tolist() for batch in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]  # usable again: fresh workers
+    stop_workers(loader)
+
+
 def test_threads():
     cores = resolve_threads(None)
     assert cores >= 1 and resolve_threads(1) == 1 and resolve_threads(100_000) == cores  # capped at the cores

@@ -28,7 +28,15 @@ from mltoolkit.core.distributed import World, all_sum, from_main, join, leave, s
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.params import RunOptions, param
 from mltoolkit.core.runs import Run
-from mltoolkit.core.training import EarlyStopping, autocast, grad_scaler, make_scheduler, rng_state, set_rng_state
+from mltoolkit.core.training import (
+    EarlyStopping,
+    autocast,
+    grad_scaler,
+    make_scheduler,
+    rng_state,
+    set_rng_state,
+    stop_workers,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -268,7 +276,10 @@ def run_task(
     )  # fmt: skip
     processes = f", {world.size} processes" if world.distributed else ""
     info(f"{task.technique}: {task.description}{processes} -> {run.path}")
-    return from_main(Loop(task, run, world, device, started).fit(resumed), world)
+    try:
+        return from_main(Loop(task, run, world, device, started).fit(resumed), world)
+    finally:
+        stop_workers(task.train_loader, task.val_loader)
 
 
 class Loop:

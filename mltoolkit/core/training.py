@@ -75,6 +75,19 @@ def data_loader(
     )
 
 
+def stop_workers(*loaders: Any) -> None:
+    """Stop the persistent workers of these DataLoaders (or of loaders a wrapper holds as ``.loader``) now.
+
+    Left to the interpreter's exit, torch joins each worker with a 5 s timeout that the workers can run out
+    (pytorch/pytorch#81794, with pinned memory): 41 s after a short CUDA run with 4 workers, measured on an H200."""
+    for loader in loaders:
+        loader = getattr(loader, "loader", loader)
+        iterator = getattr(loader, "_iterator", None)
+        if iterator is not None:
+            loader._iterator = None
+            iterator._shutdown_workers()
+
+
 def make_scheduler(
     name: Schedule,
     optimizer: torch.optim.Optimizer,
