@@ -18,6 +18,7 @@ import numpy as np
 from mltoolkit.core.checkpoint import load_checkpoint, run_checkpoint
 from mltoolkit.core.device import resolve_device, set_threads
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import chunks
 from mltoolkit.segment.config import SegmentConfig, parse_size
 from mltoolkit.segment.data import Classes, normalize, resized_pixels
 from mltoolkit.segment.model import build_model
@@ -91,13 +92,7 @@ def predict_masks(
     trained: Scorer, images: Iterable[Image.Image], batch_size: int | None = None
 ) -> Iterator[np.ndarray]:
     """Class-index masks (H, W) at each image's own size, batched at the training resolution."""
-    batch: list[Image.Image] = []
-    for image in images:
-        batch.append(image)
-        if len(batch) == (batch_size if batch_size is not None else trained.config.batch_size):
-            yield from _predict_batch(trained, batch)
-            batch = []
-    if batch:
+    for batch in chunks(images, batch_size if batch_size is not None else trained.config.batch_size):
         yield from _predict_batch(trained, batch)
 
 
