@@ -52,6 +52,8 @@ class _ErrorsToExitCodes(TyperGroup):
         except Exception as exc:
             if os.environ.get("MLTK_DEBUG"):
                 raise
+            if isinstance(exc, ModuleNotFoundError):  # often a dependency's dependency that the install lacks
+                _fail(f"{exc}: a package is missing from this installation; reinstall mltk with pip", 4)
             _fail(f"unexpected {type(exc).__name__}: {exc} (set MLTK_DEBUG=1 for the traceback)", 1)
         finally:
             close_runs(outcome)  # a run this command opened and did not finish is never left "running"

@@ -42,6 +42,13 @@ def test_runs_list_unknown_technique(mltk, tmp_path):
     fails(mltk("runs", "list", "--runs-dir", tmp_path, "--technique", "svm"), 3, "svm")
 
 
+def test_a_package_missing_from_the_install_is_exit_4(mltk, monkeypatch, tmp_path):
+    """A dependency's dependency left out (seen: fastapi without opentelemetry-api) is the install's fault, not a
+    bug: exit 4 saying so, not "unexpected" exit 1."""
+    monkeypatch.setitem(sys.modules, "mltoolkit.serve.app", None)  # importing it now raises ModuleNotFoundError
+    fails(mltk("serve", "some-run", "--runs-dir", tmp_path), 4, "mltoolkit.serve.app", "missing from this installation")
+
+
 def test_every_help_shows_its_defaults():
     """A help text's ``[default: ...]`` must be escaped, or rich reads it as markup and silently drops it."""
     from typer.main import get_command
