@@ -86,20 +86,19 @@ def local_shape(spec: str) -> tuple[int, int, str]:
     if workers < 1 or len(parts) > 3:
         raise UsageError(f"--dask {spec}: expected a scheduler address, local, local:N or local:N:MEMORY (local:2:4GB)")
     memory = parts[2] if len(parts) > 2 else "auto"
-    if memory != "auto" and _bytes(memory) is None:
+    if memory != "auto" and not _is_size(memory):
         raise UsageError(f"--dask {spec}: memory limit {memory!r} is not a size (4GB, 1.5GiB, 0 for none, or auto)")
     return workers, max(1, cores // workers), memory
 
 
-def _bytes(size: str) -> int | None:
-    """``size`` in bytes as Dask reads a memory limit, or None where Dask could not (or it is negative)."""
+def _is_size(size: str) -> bool:
+    """Whether Dask reads ``size`` as a memory limit: a byte count of 0 or more."""
     from dask.utils import parse_bytes
 
     try:
-        value = parse_bytes(size)
+        return parse_bytes(size) >= 0
     except ValueError:
-        return None
-    return value if value >= 0 else None
+        return False
 
 
 @contextmanager
@@ -324,7 +323,7 @@ def _encode(
     ``fraction`` of its query groups) set apart to validate on."""
     from mltoolkit.boost.prepare import split_validation
 
-    data = prepare(Table(source=path, frame=frame), schema, dtype=dtype)  # as float32, no float64 copy first
+    data = prepare(Table(source=path, frame=frame), schema, dtype=dtype)  # straight into dtype: no float64 copy first
     if fraction <= 0:
         return data, None
     if held is None:
