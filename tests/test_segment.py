@@ -99,6 +99,16 @@ def test_predict_reads_paths_from_stdin(mltk, trained, tmp_path):
     assert len(records) == 2
 
 
+def test_predict_skips_an_unreadable_image_with_a_warning_or_strict_exit_3(mltk, trained, tmp_path):
+    data, runs, result = trained
+    good, broken = next((data / "val" / "images").iterdir()), tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    skipped = ok(mltk("segment", "predict", result["run_dir"], broken, good, "-o", tmp_path / "masks"))
+    assert [r["image"] for r in skipped.jsonl()] == [str(good)] and "broken.png" in skipped.stderr
+    fails(mltk("segment", "predict", result["run_dir"], good, broken, "-o", tmp_path, "--strict"), 3, "broken.png")
+    fails(mltk("segment", "predict", result["run_dir"], broken, "-o", tmp_path), 3, "none of the 1 inputs")
+
+
 def test_evaluate_matches_a_hand_computed_confusion_matrix(mltk, trained, tmp_path):
     data, runs, result = trained
     report = ok(

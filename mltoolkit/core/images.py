@@ -7,13 +7,13 @@ becomes an RGB PIL image, or a one-line ``DataError`` that names the record and 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.console import warn
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.io import iter_lines
+from mltoolkit.core.io import chunks, iter_lines
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -42,6 +42,14 @@ def to_rgb(index: int, record: Any) -> Image.Image:
             raise DataError(f"record {index}: {shown}not a readable image ({type(exc).__name__})") from None
     kind = f"array of {record.dtype} {record.shape}" if isinstance(record, np.ndarray) else type(record).__name__
     raise DataError(f"record {index}: expected {EXPECTED}; got {kind}")
+
+
+def rgb_images(batch: Any, map_: Any = map) -> list[Image.Image]:
+    """A Predictor's batch, a list of records, decoded by ``to_rgb`` (through ``map_``: a thread pool's map decodes
+    in parallel); a batch that is not a list is a ``DataError`` saying what came instead."""
+    if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
+        raise DataError(f"expected a list of images ({EXPECTED}), got {type(batch).__name__}")
+    return list(map_(lambda item: to_rgb(*item), enumerate(batch)))
 
 
 # --- image files: what transfer and segment read from folders, arguments and stdin ----------------------
@@ -119,3 +127,63 @@ def report_bad_image(path: str, problem: str, strict: bool) -> None:
     if strict:
         raise DataError(f"{path}: unreadable image ({problem})")
     warn(f"{path}: unreadable image, skipped ({problem})")
+
+
+def decoded_batches(
+    inputs: list[str], batch_size: int, strict: bool, verb: str
+) -> Iterator[tuple[list[str], list[Image.Image]]]:
+    """``predict``'s inputs (``iter_image_paths``) as (paths, RGB images) batches of up to ``batch_size``.
+
+    A thread pool decodes one batch at a time (Pillow releases the GIL), so a pipe of paths on stdin streams.
+    A file that cannot be read is exit 3 with ``strict``, else a warning and a skip, given once some image was
+    decoded: when none is (text that is not paths, say), that is one error (exit 3), not a warning per line.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mltoolkit.core.device import available_cores
+
+    seen, decoded = 0, False
+    unread: list[tuple[str, str]] = []  # skipped, not reported yet
+    with ThreadPoolExecutor(available_cores(), thread_name_prefix="mltk-decode") as pool:
+        for paths in chunks(iter_image_paths(inputs), batch_size):
+            seen += len(paths)
+            good: list[tuple[str, Image.Image]] = []
+            for path, image in zip(paths, pool.map(_decode, paths)):
+                if isinstance(image, str):
+                    if strict:
+                        report_bad_image(path, image, strict)
+                    unread.append((path, image))
+                else:
+                    good.append((path, image))
+            if good:
+                decoded = True
+                _report_skipped(unread)
+                yield [path for path, _ in good], [image for _, image in good]
+    if not decoded:
+        raise DataError(_nothing_decoded(inputs, seen, unread, verb))
+    _report_skipped(unread)
+
+
+def _decode(path: str) -> Image.Image | str:
+    """The decoded image, or what is wrong with the file."""
+    try:
+        return load_rgb(path)
+    except FileNotFoundError:
+        return "file not found"
+    except Exception:  # a folder, a name the OS refuses, a damaged file: all "not a readable image"
+        return image_problem(path) or "cannot be decoded"
+
+
+def _report_skipped(unread: list[tuple[str, str]]) -> None:
+    for path, problem in unread:
+        report_bad_image(path, problem, strict=False)
+    unread.clear()
+
+
+def _nothing_decoded(inputs: list[str], seen: int, unread: list[tuple[str, str]], verb: str) -> str:
+    if not seen:
+        return f"no images to {verb} in {', '.join(inputs)}"
+    first = "{}: {}".format(*unread[0])
+    shown = first if len(first) <= 160 else first[:157] + "..."  # garbage on stdin makes long, odd "paths"
+    shown = shown.encode("utf-8", "backslashreplace").decode()  # undecodable bytes shown as escapes
+    return f"none of the {seen} inputs is a readable image (the first: {shown})"

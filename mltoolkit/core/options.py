@@ -44,6 +44,7 @@ ResultFormat = Annotated[
     str, typer.Option("--format", help="auto (table on a terminal, JSON otherwise), table or json.")
 ]
 RecordFormat = Annotated[str, typer.Option("--format", help="csv or jsonl.")]
+Strict = Annotated[bool, typer.Option("--strict", help="An unreadable image is an error (exit 3), not a skip.")]
 Output = Annotated[Path | None, typer.Option("--output", "-o", help="Write here (atomically) instead of stdout.")]
 RunRef = Annotated[
     str,

@@ -108,6 +108,7 @@ def predict_command(
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),
     fmt: Annotated[str, typer.Option("--format", help="jsonl (the masks themselves are PNG files).")] = "jsonl",
+    strict: options.Strict = False,
     backend: Backend = SEGMENT.backends[0],
     quiet: options.Quiet = False,
 ) -> None:
@@ -117,5 +118,6 @@ def predict_command(
 
     set_quiet(quiet)
     options = {"runs_dir": runs_dir, "device": device or "auto", "threads": threads, "batch_size": batch_size}
-    for record in predict_files(run, sources, output, overlay=overlay, fmt=fmt, backend=backend, **options):
+    options |= {"overlay": overlay, "fmt": fmt, "strict": strict, "backend": backend}
+    for record in predict_files(run, sources, output, **options):
         emit_json(record)

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.contract import provenance
 from mltoolkit.core.errors import DataError, UsageError
-from mltoolkit.core.images import EXPECTED, iter_image_paths, open_image, to_rgb
-from mltoolkit.core.io import chunks
+from mltoolkit.core.images import EXPECTED, decoded_batches, rgb_images
 from mltoolkit.core.params import check_counts
 from mltoolkit.segment.config import parse_size
 from mltoolkit.segment.inference import Trained, class_fractions, load_trained, predict_masks
@@ -63,9 +62,7 @@ class Segmenter:
     def predict(self, batch: Sequence[Any], *, overlay: bool = False) -> list[dict[str, Any]]:
         """One record per image, in order; a record that is not an image is a ``DataError`` naming it. ``overlay``
         adds the image with the class colours blended over it, (H, W, 3) uint8."""
-        if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
-            raise DataError(f"expected a list of images ({EXPECTED}), got {type(batch).__name__}")
-        images = [to_rgb(index, record) for index, record in enumerate(batch)]
+        images = rgb_images(batch)
         classes = self.trained.classes
         records = []
         for record, image, mask in zip(batch, images, predict_masks(self.trained, images, self.batch_size)):
@@ -102,9 +99,11 @@ def predict_files(
     device: str = "auto",
     threads: int | None = None,
     batch_size: int | None = None,
+    strict: bool = False,
     backend: str = SEGMENT.backends[0],
 ) -> Iterator[dict[str, Any]]:
-    """``mltk segment predict``: masks through ``Segmenter.predict``, one batch at a time; yields each image's
+    """``mltk segment predict``: masks through ``Segmenter.predict``, one batch at a time (``core.images.
+    decoded_batches``: unreadable files are skipped with a warning, or exit 3 with ``strict``); yields each image's
     record (its ``mask`` and ``overlay`` the PNG files written) as soon as its batch is done."""
     from PIL import Image
 
@@ -118,9 +117,8 @@ def predict_files(
     segmenter = load(run, runs_dir=runs_dir, device=device, threads=threads, batch_size=batch_size, backend=backend)
     make_folder(output)
     colors, seen = segmenter.trained.classes.colors, Counter[str]()
-    for paths in chunks(iter_image_paths(sources), segmenter.batch_size):
-        pictures = [open_image(path) for path in paths]  # predict makes them RGB
-        for path, record in zip(paths, segmenter.predict(pictures, overlay=overlay)):
+    for paths, images in decoded_batches(list(sources), segmenter.batch_size, strict, "segment"):
+        for path, record in zip(paths, segmenter.predict(images, overlay=overlay)):
             stem = Path(path).stem
             seen[stem] += 1
             stem = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"  # two inputs of one name: name, name-2...
@@ -130,8 +128,6 @@ def predict_files(
                 painted = Image.fromarray(record.pop("overlay"))
                 shown["overlay"] = str(save_png(painted, output / f"{stem}_overlay.png"))
             yield {**shown, **record}
-    if not seen:
-        raise DataError(f"no images to segment in {', '.join(sources)}")
 
 
 def make_folder(path: Path) -> None:

@@ -73,7 +73,7 @@ def evaluate_command(
     top_k: Annotated[int, typer.Option("--top-k", help="k of the top-k accuracy (capped at the classes).")] = 5,
     errors: Annotated[bool, typer.Option("--errors", help="List the misclassified files.")] = False,
     batch_size: BatchSize = 32,
-    strict: Annotated[bool, typer.Option("--strict", help="An unreadable image is an error (exit 3).")] = False,
+    strict: options.Strict = False,
     device: options.Device = None,
     threads: options.Threads = None,
     workers: Workers = None,
@@ -119,9 +119,7 @@ def predict_command(
     ] = None,
     output: options.Output = None,
     batch_size: BatchSize = 32,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="An unreadable image is an error (exit 3), not a skip.")
-    ] = False,
+    strict: options.Strict = False,
     device: options.Device = None,
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),

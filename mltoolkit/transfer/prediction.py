@@ -14,14 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.contract import provenance
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.images import EXPECTED, image_problem, iter_image_paths, load_rgb, report_bad_image, to_rgb
+from mltoolkit.core.images import EXPECTED, decoded_batches, rgb_images
 from mltoolkit.core.params import check_counts
 from mltoolkit.techniques import ONNXRUNTIME, TRANSFER
 from mltoolkit.transfer.classifier import Classifier
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from mltoolkit.export.transfer import OnnxClassifier
 
 
@@ -68,12 +66,11 @@ class ImageClassifier:
         import torch
 
         check_counts(top_k=top_k)
-        if isinstance(batch, (str, bytes, Path)) or not isinstance(batch, Sequence):
-            raise DataError(f"expected a list of images ({EXPECTED}), got {type(batch).__name__}")
-        if not batch:
+        images = rgb_images(batch, self.pool.map)
+        if not images:
             return []
         clf = self.classifier
-        tensors = list(self.pool.map(lambda item: self.transform(to_rgb(*item)), enumerate(batch)))
+        tensors = list(self.pool.map(self.transform, images))
         probabilities = clf.logits(torch.stack(tensors)).softmax(1)
         top_p, top_i = probabilities.topk(min(top_k or 1, len(clf.classes)), dim=1)
         records = []
@@ -113,61 +110,19 @@ def predict_files(
     strict: bool = False,
     backend: str = TRANSFER.backends[0],
 ) -> int:
-    """``mltk transfer predict``: classify image files, folders or paths read from stdin (``-``), in batches,
-    through ``ImageClassifier.predict``; write one record per image; return the count.
-
-    Images are decoded by a small thread pool (Pillow releases the GIL while decoding) one batch at
-    a time, so a pipe of paths on stdin streams: each batch's records are written when it is scored.
-    Unreadable inputs are warned about and skipped, but only once some image was classified: when
-    none is (text that is not paths, say), that is one error (exit 3), not a warning per line.
-    """
-    from mltoolkit.core.io import RecordWriter, chunks
+    """``mltk transfer predict``: classify image files, folders or paths read from stdin (``-``), in batches
+    (``core.images.decoded_batches``: unreadable files are skipped with a warning, or exit 3 with ``strict``),
+    through ``ImageClassifier.predict``; write one record per image as its batch is scored; return the count."""
+    from mltoolkit.core.io import RecordWriter
 
     check_counts(top_k=top_k, batch_size=batch_size)
     if output is not None and Path(output).is_dir():
         raise DataError(f"{output}: is a directory; --output takes a file name")
     classifier = load(run, runs_dir=runs_dir, device=device, threads=threads, backend=backend)
-    count, seen = 0, 0
-    unread: list[tuple[str, str]] = []  # skipped before the first classified image
-    with RecordWriter(output, fmt or ("jsonl" if top_k else "csv")) as writer:
-        for paths in chunks(iter_image_paths(inputs), batch_size):
-            seen += len(paths)
-            decoded = list(classifier.pool.map(_decode, paths))
-            good = [(p, image) for p, image in zip(paths, decoded) if not isinstance(image, str)]
-            for path, problem in zip(paths, decoded):
-                if isinstance(problem, str):
-                    if strict:
-                        report_bad_image(path, problem, strict)
-                    unread.append((path, problem))
-            if not good:
-                continue
-            for path, problem in unread:
-                report_bad_image(path, problem, strict)
-            unread.clear()
-            for (path, _), record in zip(good, classifier.predict([image for _, image in good], top_k=top_k)):
+    count = 0
+    with RecordWriter(output, fmt or ("jsonl" if top_k else "csv")) as writer:  # nothing decoded: no file left
+        for paths, images in decoded_batches(inputs, batch_size, strict, "classify"):
+            for path, record in zip(paths, classifier.predict(images, top_k=top_k)):
                 writer.write({"path": path, **record})
-            count += len(good)
-        if not count:  # inside the writer: an --output file is not left behind empty
-            raise DataError(_nothing_classified(inputs, seen, unread))
-    for path, problem in unread:  # after the last classified image
-        report_bad_image(path, problem, strict)
+            count += len(paths)
     return count
-
-
-def _decode(path: str) -> Image.Image | str:
-    """The decoded image, or what is wrong with the file (predict skips it with a warning)."""
-    try:
-        return load_rgb(path)
-    except FileNotFoundError:
-        return "file not found"
-    except Exception:  # a folder, a name the OS refuses, a damaged file: all "not a readable image"
-        return image_problem(path) or "cannot be decoded"
-
-
-def _nothing_classified(inputs: list[str], seen: int, unread: list[tuple[str, str]]) -> str:
-    if not seen:
-        return f"no images to classify in {', '.join(inputs)}"
-    first = "{}: {}".format(*unread[0])
-    shown = first if len(first) <= 160 else first[:157] + "..."  # garbage on stdin makes long, odd "paths"
-    shown = shown.encode("utf-8", "backslashreplace").decode()  # undecodable bytes shown as escapes
-    return f"none of the {seen} inputs is a readable image (the first: {shown})"
