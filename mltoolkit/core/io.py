@@ -52,6 +52,15 @@ def check_writable_file(path: str | Path) -> Path:
     return path
 
 
+def make_folder(path: Path, what: str = "the folder") -> Path:
+    """``mkdir -p path``, or a one-line ``DataError`` naming ``what`` (a file on the way, no permission...)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot create {what} ({exc.strerror})") from None
+    return path
+
+
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` only on success."""

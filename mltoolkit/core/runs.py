@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltoolkit import __version__
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.io import atomic_write, read_json, write_json
+from mltoolkit.core.io import atomic_write, make_folder, read_json, write_json
 
 if TYPE_CHECKING:
     from mltoolkit.core.contract import TrainResult
@@ -196,11 +196,7 @@ def create_run(technique: str, name: str, runs_dir: str | Path = DEFAULT_RUNS_DI
     """Make a new, empty run directory; a taken name gets the next free ``-N`` suffix."""
     if not _NAME.match(name):
         raise DataError(f"run name {name!r} may hold only letters, digits, '.', '_' and '-'")
-    parent = Path(runs_dir) / technique
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{parent}: cannot create the runs directory ({exc.strerror})") from None
+    parent = make_folder(Path(runs_dir) / technique, "the runs directory")
     candidate, number = parent / name, 1
     while True:
         try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit.core.contract import provenance
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.images import EXPECTED, decoded_batches, rgb_images
+from mltoolkit.core.io import make_folder
 from mltoolkit.core.params import check_counts
 from mltoolkit.segment.config import parse_size
 from mltoolkit.segment.inference import Trained, class_fractions, load_trained, predict_masks
@@ -115,7 +116,7 @@ def predict_files(
     if output.exists() and not output.is_dir():
         raise DataError(f"--output {output}: a file; predict writes one mask per image into a folder")
     segmenter = load(run, runs_dir=runs_dir, device=device, threads=threads, batch_size=batch_size, backend=backend)
-    make_folder(output)
+    make_folder(output, "the --output folder")
     colors, seen = segmenter.trained.classes.colors, Counter[str]()
     for paths, images in decoded_batches(list(sources), segmenter.batch_size, strict, "segment"):
         for path, record in zip(paths, segmenter.predict(images, overlay=overlay)):
@@ -128,10 +129,3 @@ def predict_files(
                 painted = Image.fromarray(record.pop("overlay"))
                 shown["overlay"] = str(save_png(painted, output / f"{stem}_overlay.png"))
             yield {**shown, **record}
-
-
-def make_folder(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file on the way (NotADirectoryError, FileExistsError), no permission...
-        raise DataError(f"--output {path}: cannot create the folder ({exc.strerror})") from None

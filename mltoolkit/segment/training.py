@@ -101,12 +101,11 @@ def check_labels(split: Split, classes: Classes, ignore: int) -> None:
 
 
 def resolve(config: SegmentConfig, layout: Layout, ignore: int, train_pairs: int) -> SegmentConfig:
-    """Fill in every default that depends on the data or on other options, for config.json."""
-    size = parse_size(config.size)
-    workers = config.workers if config.workers is not None else dataloader_workers(None)
+    """Fill in every default that depends on the data or on other options, for config.json (``workers``: by now
+    the count, not None)."""
     cache = config.cache
     if cache is None:
-        cache = cache_fits(train_pairs, base_size(size, config.scale), copies=workers)
+        cache = cache_fits(train_pairs, base_size(parse_size(config.size), config.scale), copies=config.workers)
     return replace(
         config,
         data=str(layout.root),
@@ -115,7 +114,6 @@ def resolve(config: SegmentConfig, layout: Layout, ignore: int, train_pairs: int
         weight_decay=resolved_weight_decay(config),
         aux_loss=uses_aux(config),
         cache=cache,
-        workers=workers,
     )
 
 
@@ -140,12 +138,12 @@ def train(
     started = time.monotonic()
     world = launched_world()
     check_config(config)
-    workers = config.workers if config.workers is not None else dataloader_workers(None)
+    config = replace(config, workers=dataloader_workers(config.workers))
     # threads + worker processes = cores (shared by the torchrun processes): 2 torch threads beside a busy
     # worker on 2 cores ran 5x slower
-    threads = set_threads(config.threads or max(1, cores_per_process(world) - workers))
+    threads = set_threads(config.threads or max(1, cores_per_process(world) - config.workers))
     with session(world, config) as device:
-        data = read_data(config, threads + workers)
+        data = read_data(config, threads + config.workers)
         if MODELS[data.config.model] in SLOW_ON_CPU and device.type == "cpu":
             warn(f"{config.model} trains at about 0.5 images/s at 256x256 on 2 CPU cores; lraspp_mobilenet_v3_large ~8")
         task = SegmentTask(data, world, device, pretrained=resume is None)
