@@ -244,7 +244,7 @@ def test_predict_with_nothing_classified_is_one_error(mltk, shapes, scratch_run,
     assert result.stdout == "" and "skipped" not in result.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    fails(mltk("transfer", "predict", scratch_run, empty, "-o", tmp_path / "out.csv"), 3, "no images to classify")
+    fails(mltk("transfer", "predict", scratch_run, empty, "-o", tmp_path / "out.csv"), 3, "no images in")
     assert not (tmp_path / "out.csv").exists()
 
 

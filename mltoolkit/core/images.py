@@ -129,9 +129,7 @@ def report_bad_image(path: str, problem: str, strict: bool) -> None:
     warn(f"{path}: unreadable image, skipped ({problem})")
 
 
-def decoded_batches(
-    inputs: list[str], batch_size: int, strict: bool, verb: str
-) -> Iterator[tuple[list[str], list[Image.Image]]]:
+def decoded_batches(inputs: list[str], batch_size: int, strict: bool) -> Iterator[tuple[list[str], list[Image.Image]]]:
     """``predict``'s inputs (``iter_image_paths``) as (paths, RGB images) batches of up to ``batch_size``.
 
     A thread pool decodes one batch at a time (Pillow releases the GIL), so a pipe of paths on stdin streams.
@@ -160,7 +158,7 @@ def decoded_batches(
                 _report_skipped(unread)
                 yield [path for path, _ in good], [image for _, image in good]
     if not decoded:
-        raise DataError(_nothing_decoded(inputs, seen, unread, verb))
+        raise DataError(_nothing_decoded(inputs, seen, unread))
     _report_skipped(unread)
 
 
@@ -180,9 +178,9 @@ def _report_skipped(unread: list[tuple[str, str]]) -> None:
     unread.clear()
 
 
-def _nothing_decoded(inputs: list[str], seen: int, unread: list[tuple[str, str]], verb: str) -> str:
+def _nothing_decoded(inputs: list[str], seen: int, unread: list[tuple[str, str]]) -> str:
     if not seen:
-        return f"no images to {verb} in {', '.join(inputs)}"
+        return f"no images in {', '.join(inputs)}"
     first = "{}: {}".format(*unread[0])
     shown = first if len(first) <= 160 else first[:157] + "..."  # garbage on stdin makes long, odd "paths"
     shown = shown.encode("utf-8", "backslashreplace").decode()  # undecodable bytes shown as escapes

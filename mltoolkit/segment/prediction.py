@@ -118,7 +118,7 @@ def predict_files(
     segmenter = load(run, runs_dir=runs_dir, device=device, threads=threads, batch_size=batch_size, backend=backend)
     make_folder(output, "the --output folder")
     colors, seen = segmenter.trained.classes.colors, Counter[str]()
-    for paths, images in decoded_batches(list(sources), segmenter.batch_size, strict, "segment"):
+    for paths, images in decoded_batches(list(sources), segmenter.batch_size, strict):
         for path, record in zip(paths, segmenter.predict(images, overlay=overlay)):
             stem = Path(path).stem
             seen[stem] += 1

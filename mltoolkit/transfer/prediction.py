@@ -121,7 +121,7 @@ def predict_files(
     classifier = load(run, runs_dir=runs_dir, device=device, threads=threads, backend=backend)
     count = 0
     with RecordWriter(output, fmt or ("jsonl" if top_k else "csv")) as writer:  # nothing decoded: no file left
-        for paths, images in decoded_batches(inputs, batch_size, strict, "classify"):
+        for paths, images in decoded_batches(inputs, batch_size, strict):
             for path, record in zip(paths, classifier.predict(images, top_k=top_k)):
                 writer.write({"path": path, **record})
             count += len(paths)
