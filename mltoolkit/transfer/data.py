@@ -208,6 +208,19 @@ def train_transform(pre: Preprocessing, augment: str) -> Any:
     return T.Compose(steps)
 
 
+class DecodeFailures:
+    """Reports each file of ``samples`` that fails to decode (batch indices from ``collate``) once: a warning, or
+    exit 3 with ``strict``."""
+
+    def __init__(self, samples: Sequence[Sample], strict: bool) -> None:
+        self.samples, self.strict, self.reported = samples, strict, set[str]()
+
+    def __call__(self, indices: list[int]) -> None:
+        for path in sorted({self.samples[i][0] for i in indices} - self.reported):
+            self.reported.add(path)
+            report_bad_image(path, "cannot be decoded", self.strict)
+
+
 class ImageDataset:
     """``(tensor, label)`` per sample; ``None`` in place of the tensor when the file cannot be decoded.
 

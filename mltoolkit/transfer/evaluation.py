@@ -77,13 +77,12 @@ def evaluate(
     import torch
 
     from mltoolkit.core.device import dataloader_workers, set_threads
-    from mltoolkit.core.images import report_bad_image
     from mltoolkit.core.io import write_json
     from mltoolkit.core.params import check_counts
     from mltoolkit.core.plots import plot_confusion
     from mltoolkit.core.training import data_loader
     from mltoolkit.transfer.classifier import load_classifier
-    from mltoolkit.transfer.data import ImageDataset, check_images, collate, eval_transform
+    from mltoolkit.transfer.data import DecodeFailures, ImageDataset, check_images, collate, eval_transform
 
     check_counts(top_k=top_k, batch_size=batch_size)
     set_threads(threads)
@@ -100,15 +99,10 @@ def evaluate(
         device=clf.device,
         collate_fn=collate,
     )
-
-    def on_bad(indices: list[int]) -> None:
-        for index in indices:
-            report_bad_image(samples[index][0], "cannot be decoded", strict)
-
-    parts = []
+    report, parts = DecodeFailures(samples, strict), []
     for images, batch_labels, batch_indices, bad in loader:
         if bad:
-            on_bad(bad)
+            report(bad)
         if len(batch_labels):
             parts.append((clf.logits(images), batch_labels, batch_indices))
     if not parts:

@@ -19,7 +19,6 @@ from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.distributed import World, cores_per_process, launched_world, on_main
 from mltoolkit.core.engine import Task
 from mltoolkit.core.errors import DataError, UsageError
-from mltoolkit.core.images import report_bad_image
 from mltoolkit.core.runs import Run
 from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.config import TransferConfig
@@ -119,17 +118,6 @@ class ClassifierTask(Task):
         super().__init__(cfg, device)
         self.world, self.workers, self.pre, self.classes = world, workers, pre, classes
         self.network, self.head = network, head
-        self.reported: set[str] = set()
-
-    def reporter(self, samples: list[Sample]) -> Any:
-        """Reports each file that fails to decode once (a warning, or exit 3 with --strict)."""
-
-        def report(indices: list[int]) -> None:
-            for path in sorted({samples[i][0] for i in indices} - self.reported):
-                self.reported.add(path)
-                report_bad_image(path, "cannot be decoded", self.config.strict)
-
-        return report
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
@@ -180,7 +168,7 @@ class FinetuneTask(ClassifierTask):
 
         from mltoolkit.core.distributed import shard, train_sampler
         from mltoolkit.core.training import data_loader
-        from mltoolkit.transfer.data import ImageDataset, collate, eval_transform, train_transform
+        from mltoolkit.transfer.data import DecodeFailures, ImageDataset, collate, eval_transform, train_transform
 
         super().__init__(*args)
         cfg, world, train, val = self.config, self.world, args[-2], args[-1]
@@ -195,9 +183,9 @@ class FinetuneTask(ClassifierTask):
         options = {"batch_size": cfg.batch_size, "workers": self.workers, "device": self.device, "collate_fn": collate}
         empty = (3, self.pre.crop_size, self.pre.crop_size) if world.distributed else None
         loader = data_loader(train_set, shuffle=True, sampler=sampler, generator=self.generator, **options)
-        self.train_loader = Decoded(loader, self.reporter(train), empty)
+        self.train_loader = Decoded(loader, DecodeFailures(train, cfg.strict), empty)
         val_set = shard(ImageDataset(val, eval_transform(self.pre)), world)
-        self.val_loader = Decoded(data_loader(val_set, **options), self.reporter(val), empty)
+        self.val_loader = Decoded(data_loader(val_set, **options), DecodeFailures(val, cfg.strict), empty)
 
 
 class Decoded:
@@ -255,7 +243,10 @@ class CachedFeatures:
     """
 
     def __init__(self, task: HeadTask, samples: list[Sample], transform: Any, views: int, generator: Any) -> None:
+        from mltoolkit.transfer.data import DecodeFailures
+
         self.task, self.samples, self.transform, self.views, self.generator = task, samples, transform, views, generator
+        self.report = DecodeFailures(samples, task.config.strict)
         self.features: torch.Tensor | None = None  # [views, N, D]
 
     def __len__(self) -> int:
@@ -305,7 +296,7 @@ class CachedFeatures:
                 with progress(count, f"features, view {view + 1}/{self.views}") as bar, torch.inference_mode():
                     for images, _, indices, bad in loader:
                         if bad:
-                            task.reporter(self.samples)(bad)
+                            self.report(bad)
                         if len(indices):
                             with autocast(device, amp):
                                 task.network(to_device(images, device, channels_last))
