@@ -159,6 +159,12 @@ def print_result(
     Console(highlight=False).print(table)
 
 
+def print_confusion(labels: Sequence[str], matrix: Sequence[Sequence[Any]], fmt: str, title: str) -> None:
+    """A confusion matrix as a table: one row per true class, one column per predicted class."""
+    rows = [{"true \\ predicted": label, **dict(zip(labels, row))} for label, row in zip(labels, matrix)]
+    print_result(rows, fmt, title=title)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"

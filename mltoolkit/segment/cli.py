@@ -75,7 +75,7 @@ def evaluate_command(
 ) -> None:
     """Pixel accuracy, mean IoU, per-class IoU and confusion matrix over a split; writes eval.json."""
 
-    from mltoolkit.core.console import emit_json, print_result, set_quiet, wants_json
+    from mltoolkit.core.console import emit_json, print_confusion, print_result, set_quiet, wants_json
     from mltoolkit.segment.evaluation import evaluate
 
     set_quiet(quiet)
@@ -88,11 +88,7 @@ def evaluate_command(
     headline = {k: result[k] for k in ("split", "images", "pixel_accuracy", "miou")}
     print_result(headline, fmt, title=f"segment evaluate ({result['checkpoint']})")
     print_result([{"class": name, "iou": iou} for name, iou in result["iou"].items()], fmt, title="per-class IoU")
-    rows = [
-        {"truth": name, **dict(zip(result["classes"], row))}
-        for name, row in zip(result["classes"], result["confusion_matrix"])
-    ]
-    print_result(rows, fmt, title="confusion matrix (pixels; rows truth, columns prediction)")
+    print_confusion(result["classes"], result["confusion_matrix"], fmt, "confusion matrix (pixels)")
 
 
 @app.command("predict")

@@ -83,7 +83,7 @@ def evaluate_command(
 ) -> None:
     """Accuracy, top-k, per-class precision/recall/F1, confusion matrix; writes eval.json, plots/confusion.png."""
 
-    from mltoolkit.core.console import emit_json, print_result, set_quiet, wants_json
+    from mltoolkit.core.console import emit_json, print_confusion, print_result, set_quiet, wants_json
     from mltoolkit.transfer.evaluation import evaluate
 
     set_quiet(quiet)
@@ -97,9 +97,7 @@ def evaluate_command(
     headline = {k: v for k, v in result.items() if not isinstance(v, (dict, list))}
     print_result(headline, fmt, title="transfer evaluate")
     print_result([{"class": c, **m} for c, m in result["per_class"].items()], fmt, title="per class")
-    labels = result["confusion"]["labels"]
-    rows = [{"true \\ predicted": t, **dict(zip(labels, row))} for t, row in zip(labels, result["confusion"]["matrix"])]
-    print_result(rows, fmt, title="confusion matrix")
+    print_confusion(result["confusion"]["labels"], result["confusion"]["matrix"], fmt, "confusion matrix")
     if errors and result["errors"]:
         print_result(result["errors"], fmt, title="misclassified")
 
