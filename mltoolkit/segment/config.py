@@ -111,6 +111,14 @@ class SegmentConfig(EngineOptions):
     eval_every: int = param(1, "Validate every N epochs.", ge=1)
     threads: int = param(0, "CPU threads for torch; 0: the cores left beside the DataLoader workers.", ge=0)
 
+    def __post_init__(self) -> None:
+        """Fill the defaults left open (``None`` above) from the optimizer and the model, so config.json records
+        what ran: torchvision's recipes for lr and weight decay, the auxiliary head wherever the model has one."""
+        adamw = self.optimizer == "adamw"
+        self.lr = self.lr if self.lr is not None else (5e-3 if adamw else 0.02)
+        self.weight_decay = self.weight_decay if self.weight_decay is not None else (1e-2 if adamw else 1e-4)
+        self.aux_loss = self.aux_loss if self.aux_loss is not None else not self.model.startswith("lraspp")
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"360x480"`` (HxW) or ``"256"`` (square) to ``(height, width)``."""
@@ -134,13 +142,3 @@ def check_config(config: SegmentConfig) -> None:
         raise DataError(f"--scale {','.join(map(str, config.scale))}: expected MIN,MAX with MIN <= MAX")
     if config.aux_loss and config.model.startswith("lraspp"):
         raise DataError("--aux-loss: lraspp_mobilenet_v3_large has no auxiliary head")
-
-
-def resolved_lr(config: SegmentConfig) -> float:
-    return config.lr if config.lr is not None else (5e-3 if config.optimizer == "adamw" else 0.02)
-
-
-def resolved_weight_decay(config: SegmentConfig) -> float:
-    if config.weight_decay is not None:
-        return config.weight_decay
-    return 1e-2 if config.optimizer == "adamw" else 1e-4

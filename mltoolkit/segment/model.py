@@ -19,19 +19,12 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def uses_aux(config: SegmentConfig) -> bool:
-    """The auxiliary head (weight 0.5 in the loss) of FCN and DeepLab; LRASPP has none."""
-    if config.model.startswith("lraspp"):
-        return False
-    return True if config.aux_loss is None else config.aux_loss
-
-
 def build_model(config: SegmentConfig, num_classes: int, pretrained: bool = True) -> torch.nn.Module:
     """The model of ``config`` for ``num_classes``; with ``pretrained`` load ``--weights`` / ``--weights-backbone``."""
     import torch
     from torchvision.models import get_model
 
-    kwargs = {"aux_loss": uses_aux(config)} if not config.model.startswith("lraspp") else {}
+    kwargs = {"aux_loss": config.aux_loss} if not config.model.startswith("lraspp") else {}  # lraspp has none
     model = get_model(config.model, weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):

@@ -24,15 +24,7 @@ from mltoolkit.core.metrics import ConfusionMatrix
 from mltoolkit.core.plots import plot_curves
 from mltoolkit.core.runs import Run
 from mltoolkit.core.training import data_loader
-from mltoolkit.segment.config import (
-    MODELS,
-    SLOW_ON_CPU,
-    SegmentConfig,
-    check_config,
-    parse_size,
-    resolved_lr,
-    resolved_weight_decay,
-)
+from mltoolkit.segment.config import MODELS, SLOW_ON_CPU, SegmentConfig, check_config, parse_size
 from mltoolkit.segment.data import (
     DEFAULT_IGNORE,
     Classes,
@@ -50,7 +42,7 @@ from mltoolkit.segment.data import (
     resolve_classes,
 )
 from mltoolkit.segment.losses import SegmentationLoss, class_weights
-from mltoolkit.segment.model import build_model, normalization, uses_aux
+from mltoolkit.segment.model import build_model, normalization
 from mltoolkit.techniques import SEGMENT
 
 if TYPE_CHECKING:
@@ -101,20 +93,11 @@ def check_labels(split: Split, classes: Classes, ignore: int) -> None:
 
 
 def resolve(config: SegmentConfig, layout: Layout, ignore: int, train_pairs: int) -> SegmentConfig:
-    """Fill in every default that depends on the data or on other options, for config.json (``workers``: by now
-    the count, not None)."""
+    """Fill in the defaults that depend on the data, for config.json (``workers`` is by now a count, not None)."""
     cache = config.cache
     if cache is None:
         cache = cache_fits(train_pairs, base_size(parse_size(config.size), config.scale), copies=config.workers)
-    return replace(
-        config,
-        data=str(layout.root),
-        ignore_index=ignore,
-        lr=resolved_lr(config),
-        weight_decay=resolved_weight_decay(config),
-        aux_loss=uses_aux(config),
-        cache=cache,
-    )
+    return replace(config, data=str(layout.root), ignore_index=ignore, cache=cache)
 
 
 @dataclass
