@@ -17,11 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 Backend = options.backend_option(SEGMENT.backends)
-
-
-def _opt(help_text: str, *names: str) -> typer.models.OptionInfo:
-    """An option whose help may say ``[default: ...]``: escaped, or rich would read it as markup and drop it."""
-    return typer.Option(*names, help=help_text.replace("[", "\\["))
+BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Images per forward pass. \\[default: the run's]")]
 
 
 @app.command("train")
@@ -64,9 +60,11 @@ def train_command(
 @app.command("evaluate")
 def evaluate_command(
     run: options.RunRef,
-    data: Annotated[Path | None, _opt("Data root. [default: the one the run trained on]", "--data")] = None,
-    split: Annotated[str, _opt("Split to score: val or test (or train).", "--split")] = "val",
-    batch_size: Annotated[int | None, _opt("Images per forward pass. [default: the run's]", "--batch-size")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Data root. \\[default: the one the run trained on]")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Split to score: val or test (or train).")] = "val",
+    batch_size: BatchSize = None,
     device: options.Device = None,
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),
@@ -97,9 +95,9 @@ def predict_command(
     sources: Annotated[list[str], typer.Argument(help="Image files, folders, or - to read paths from stdin.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the masks (<stem>.png, palette PNG).")],
     overlay: Annotated[
-        bool, _opt("Also write <stem>_overlay.png: class colours blended over the image.", "--overlay")
+        bool, typer.Option("--overlay", help="Also write <stem>_overlay.png: class colours blended over the image.")
     ] = False,
-    batch_size: Annotated[int | None, _opt("Images per forward pass. [default: the run's]", "--batch-size")] = None,
+    batch_size: BatchSize = None,
     device: options.Device = None,
     threads: options.Threads = None,
     runs_dir: options.RunsDir = Path("runs"),

@@ -26,10 +26,6 @@ class Classifier:
     device: torch.device
 
     @property
-    def amp(self) -> bool:
-        return self.device.type == "cuda"
-
-    @property
     def transform(self) -> Any:
         """Image -> the model's input: resized, centre-cropped, scaled and normalised (float CHW)."""
         from mltoolkit.transfer.data import eval_transform
@@ -37,12 +33,12 @@ class Classifier:
         return eval_transform(self.pre)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Class logits (float32, on the CPU) of a stacked batch of ``transform``'s outputs."""
+        """Class logits (float32, on the CPU) of a stacked batch of ``transform``'s outputs (fp16 autocast on CUDA)."""
         import torch
 
         from mltoolkit.core.training import autocast
 
-        with torch.inference_mode(), autocast(self.device, self.amp):
+        with torch.inference_mode(), autocast(self.device, self.device.type == "cuda"):
             return self.model(images.to(self.device)).float().cpu()
 
 
