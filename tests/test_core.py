@@ -17,7 +17,7 @@ from mltoolkit.core.checkpoint import FORMAT_VERSION, load_checkpoint, save_chec
 from mltoolkit.core.config import build_config, load_config_file
 from mltoolkit.core.device import resolve_device, resolve_threads, seed_everything
 from mltoolkit.core.errors import DataError, ResourceError
-from mltoolkit.core.runs import Run, create_run, resolve_run, resolve_run_dir, start_run
+from mltoolkit.core.runs import Run, create_run, resolve_run, resolve_run_dir, run_name, start_run
 from tests.conftest import fails, ok
 
 # -- atomic writes -----------------------------------------------------------------------------
@@ -55,6 +55,12 @@ def test_run_names_increment_and_never_overwrite(tmp_path):
 def test_bad_run_name(tmp_path):
     with pytest.raises(DataError, match="run name"):
         create_run("boost", "../escape", tmp_path)
+
+
+def test_default_run_names_hold_only_what_a_run_name_may(tmp_path):
+    assert run_name("als", "<stdin>") == "als-stdin" and run_name("ALE/Pong-v5") == "ALE-Pong-v5"
+    assert run_name("resnet18", "my ants & bees", "") == "resnet18-my-ants-bees" and run_name("", "...") == "run"
+    assert create_run("transfer", run_name("m", "é data"), tmp_path).name == "m-data"
 
 
 def test_start_run_writes_config_env_and_resolves_references(tmp_path):

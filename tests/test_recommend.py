@@ -162,6 +162,13 @@ def test_stdin_fit_alias_ease_knn_and_evaluate_on_new_data(mltk, table, tmp_path
     assert result.json()["data"] == str(later) and "dropped" in result.stderr
 
 
+def test_a_table_whose_name_has_a_space_fits_without_a_name(mltk, ratings_file, tmp_path):
+    spaced = tmp_path / "my ratings.csv"
+    spaced.write_text(ratings_file.read_text())
+    summary = ok(mltk("recommend", "fit", spaced, "-m", "popularity", "--runs-dir", tmp_path / "runs", "-q")).json()
+    assert summary["run_dir"] == str(tmp_path / "runs" / "recommend" / "popularity-my-ratings")
+
+
 @pytest.mark.parametrize("model", ["bpr", "bm25", "tfidf", "popularity"])
 def test_other_models_fit_and_predict(mltk, ratings_file, tmp_path, model):
     extra = args(iterations=30) if model == "bpr" else []

@@ -14,7 +14,7 @@ from mltoolkit.boost.report import write_importance
 from mltoolkit.boost.schema import Schema
 from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.io import write_json
-from mltoolkit.core.runs import Run
+from mltoolkit.core.runs import Run, run_name
 
 CHECKPOINT = "interrupted.txt"
 RESUME_STATE = "resume.json"
@@ -56,7 +56,4 @@ def _lgb_name(metric: str) -> str:
 
 
 def default_name(source: str | None) -> str:
-    if source in (None, "-"):
-        return "stdin"
-    stem = Path(source).name.split(".")[0]
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in stem).strip("-._") or "run"
+    return "stdin" if source in (None, "-") else run_name(Path(source).name.split(".")[0])

@@ -192,6 +192,13 @@ def package_versions() -> dict[str, str | None]:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def run_name(*parts: str) -> str:
+    """A technique's default run name from ``parts`` (the model, the data's file or folder name...): what a run
+    name cannot hold becomes '-', so that data in "my data/" trains without a --name."""
+    cleaned = (re.sub(r"[^A-Za-z0-9._-]+", "-", part).strip("-._") for part in parts)
+    return "-".join(part for part in cleaned if part) or "run"
+
+
 def create_run(technique: str, name: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Run:
     """Make a new, empty run directory; a taken name gets the next free ``-N`` suffix."""
     if not _NAME.match(name):

@@ -21,7 +21,7 @@ from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import source_name
 from mltoolkit.core.params import absolute_paths, check_config
-from mltoolkit.core.runs import Run, start_run
+from mltoolkit.core.runs import Run, run_name, start_run
 from mltoolkit.recommend import tune
 from mltoolkit.recommend.config import RecommendConfig, model_params, resolve_model_defaults
 from mltoolkit.recommend.data import ColumnSpec, Interactions, confidence, load_interactions
@@ -165,9 +165,9 @@ def train(
     holdout = _holdout(config, interactions, source)
     ratings = interactions.ratings
     info(f"{source}: {ratings.shape[0]} users, {ratings.shape[1]} items, {ratings.nnz} interactions")
-    default_name = f"{config.model}-{Path(source).stem or 'stdin'}".replace("<", "").replace(">", "")
+    name = name or run_name(config.model, Path(source).stem)  # <stdin>: als-stdin
     run, resumed = start_run(
-        RECOMMEND.name, config_dict(config), name=name or default_name, runs_dir=runs_dir, resume=resume,
+        RECOMMEND.name, config_dict(config), name=name, runs_dir=runs_dir, resume=resume,
         device="cuda" if use_gpu else "cpu", seed=config.seed,
     )  # fmt: skip
     if resumed:  # keep the finished --tune trials (replayed), drop the rest: it is computed again

@@ -30,7 +30,7 @@ from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.device import resolve_device, seed_everything, set_threads
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.plots import plot_curves
-from mltoolkit.core.runs import Run, resolve_resume, start_run
+from mltoolkit.core.runs import Run, resolve_resume, run_name, start_run
 from mltoolkit.rl.atari import LossSignals, ale_protocol, is_ale
 from mltoolkit.rl.config import DQNConfig, check_dqn_config
 from mltoolkit.rl.dqn import DQN, epsilon_at
@@ -202,7 +202,7 @@ def _start_run(
     if is_ale(env_id):
         recorded["protocol"] = ale_protocol(env_id)
     return start_run(
-        RL.name, recorded, name=name or env_id.replace("/", "-"), runs_dir=runs_dir, resume=resume,
+        RL.name, recorded, name=name or run_name(env_id), runs_dir=runs_dir, resume=resume,
         device=device, seed=config.seed,
     )  # fmt: skip
 

@@ -22,7 +22,7 @@ from mltoolkit.core.engine import Task, run_task, session
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.metrics import ConfusionMatrix
 from mltoolkit.core.plots import plot_curves
-from mltoolkit.core.runs import Run
+from mltoolkit.core.runs import Run, run_name
 from mltoolkit.core.training import data_loader
 from mltoolkit.segment.config import MODELS, SLOW_ON_CPU, SegmentConfig, check_config, parse_size
 from mltoolkit.segment.data import (
@@ -272,4 +272,4 @@ def result_line(result: TrainResult) -> dict[str, Any]:
 
 
 def _default_name(config: SegmentConfig) -> str:
-    return f"{Path(config.data).name or 'data'}-{config.model.split('_')[0]}"
+    return run_name(Path(config.data).name, config.model.split("_")[0])

@@ -10,7 +10,6 @@ feature-extract mode the frozen backbone's features are cached, so that epochs a
 from __future__ import annotations
 
 import math
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.distributed import World, cores_per_process, launched_world, on_main
 from mltoolkit.core.engine import Task
 from mltoolkit.core.errors import DataError, UsageError
-from mltoolkit.core.runs import Run
+from mltoolkit.core.runs import Run, run_name
 from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.config import TransferConfig
 from mltoolkit.transfer.data import Preprocessing, Sample
@@ -44,11 +43,6 @@ def check_config(cfg: TransferConfig, world: World) -> None:
         )
 
 
-def default_run_name(cfg: TransferConfig) -> str:
-    data = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(cfg.data).resolve().name).strip("-.") or "data"
-    return f"{cfg.model}-{data}" + ("-fe" if cfg.mode == "feature-extract" else "")
-
-
 def train(
     cfg: TransferConfig, *, runs_dir: str | Path = "runs", name: str | None = None, resume: str | None = None
 ) -> TrainResult:
@@ -66,8 +60,12 @@ def train(
     with session(world, cfg) as device:
         task = make_task(cfg, world, device, workers)
         task.description += f", {threads} threads"
-        return run_task(task, world, device, runs_dir=runs_dir, name=name or default_run_name(cfg), resume=resume,
+        return run_task(task, world, device, runs_dir=runs_dir, name=name or default_name(cfg), resume=resume,
                         started=started)  # fmt: skip
+
+
+def default_name(cfg: TransferConfig) -> str:
+    return run_name(cfg.model, Path(cfg.data).resolve().name, "fe" if cfg.mode == "feature-extract" else "")
 
 
 def make_task(cfg: TransferConfig, world: World, device: torch.device, workers: int) -> ClassifierTask:
