@@ -60,6 +60,13 @@ class EngineOptions(RunOptions):
     deterministic: bool = param(
         False, "Ask for deterministic algorithms (slower; bit-identical reruns).", panel=MACHINE
     )
+    workers: int | None = param(
+        None, "DataLoader worker processes (images are decoded and augmented there).", ge=0,
+        default_text="one per spare core, at most 8 (under torchrun: of this process's share)", panel=MACHINE,
+    )  # fmt: skip
+    threads: int | None = param(
+        None, "CPU threads for torch.", ge=0, default_text="the cores left beside the workers, as 0 does", panel=MACHINE
+    )
 
 
 class Task:

@@ -104,12 +104,8 @@ class SegmentConfig(EngineOptions):
         None, "Class names, comma-separated, or a classes.json/.txt file.", default_text="from the data root"
     )
     cache: bool | None = param(None, "Keep decoded, resized images in memory.", default_text="when under 2 GB")
-    workers: int | None = param(
-        None, "DataLoader worker processes (augmentation runs there).", ge=0, default_text="one per spare core"
-    )
     channels_last: bool = param(False, "channels_last memory format (faster on GPUs).")
     eval_every: int = param(1, "Validate every N epochs.", ge=1)
-    threads: int = param(0, "CPU threads for torch; 0: the cores left beside the DataLoader workers.", ge=0)
 
     def __post_init__(self) -> None:
         """Fill the defaults left open (``None`` above) from the optimizer and the model, so config.json records

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit.core.checkpoint import load_checkpoint
 from mltoolkit.core.console import info, warn
 from mltoolkit.core.contract import TrainResult
-from mltoolkit.core.device import dataloader_workers, set_threads
-from mltoolkit.core.distributed import World, cores_per_process, launched_world, shard, train_sampler
+from mltoolkit.core.distributed import World, launched_world, plan_cores, shard, train_sampler
 from mltoolkit.core.engine import Task, run_task, session
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.metrics import ConfusionMatrix
@@ -121,12 +120,10 @@ def train(
     started = time.monotonic()
     world = launched_world()
     check_config(config)
-    config = replace(config, workers=dataloader_workers(config.workers))
-    # threads + worker processes = cores (shared by the torchrun processes): 2 torch threads beside a busy
-    # worker on 2 cores ran 5x slower
-    threads = set_threads(config.threads or max(1, cores_per_process(world) - config.workers))
+    threads, workers = plan_cores(config.threads, config.workers, world)
+    config = replace(config, workers=workers)  # recorded: the cache's size depends on it
     with session(world, config) as device:
-        data = read_data(config, threads + config.workers)
+        data = read_data(config, threads + workers)
         if MODELS[data.config.model] in SLOW_ON_CPU and device.type == "cpu":
             warn(f"{config.model} trains at about 0.5 images/s at 256x256 on 2 CPU cores; lraspp_mobilenet_v3_large ~8")
         task = SegmentTask(data, world, device, pretrained=resume is None)

@@ -86,16 +86,6 @@ class TransferConfig(EngineOptions):
     val_fraction: float = param(0.2, "Share held out for validation when DATA has no val/ folder.", gt=0, lt=1)
     strict: bool = param(False, "An unreadable image is an error (exit 3), not a skip.")
     channels_last: bool = param(True, "channels_last memory on CUDA.", panel=MACHINE)
-    workers: int | None = param(
-        None, "DataLoader worker processes.", ge=0, default_text="one per spare core, at most 8", panel=MACHINE
-    )
-    threads: int | None = param(
-        None,
-        "CPU threads to use; 0 means every core this process may use.",
-        ge=0,
-        default_text="every core (under torchrun: this process's share)",
-        panel=MACHINE,
-    )
 
     def __post_init__(self) -> None:
         """Fill the defaults left open with the recipe for these weights (see the module docstring)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.contract import TrainResult
-from mltoolkit.core.distributed import World, cores_per_process, launched_world, on_main
+from mltoolkit.core.distributed import World, launched_world, on_main, plan_cores
 from mltoolkit.core.engine import Task
 from mltoolkit.core.errors import DataError, UsageError
 from mltoolkit.core.runs import Run, run_name
@@ -48,15 +48,12 @@ def train(
 ) -> TrainResult:
     """Train as ``cfg`` says, write a run directory, return its summary as a TrainResult (rank 0's, on every
     torchrun process; rank 0 alone writes)."""
-    from mltoolkit.core.device import dataloader_workers, set_threads
     from mltoolkit.core.engine import run_task, session
 
     started = time.monotonic()
     world = launched_world()
     check_config(cfg, world)
-    share = cores_per_process(world) if world.distributed else None
-    threads = set_threads(cfg.threads or share)
-    workers = dataloader_workers(cfg.workers if cfg.workers is not None or share is None else min(8, share - 1))
+    threads, workers = plan_cores(cfg.threads, cfg.workers, world)
     with session(world, cfg) as device:
         task = make_task(cfg, world, device, workers)
         task.description += f", {threads} threads"
