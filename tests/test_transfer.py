@@ -319,3 +319,13 @@ def test_torchrun_refuses_balance_and_feature_extract(mltk, shapes, tmp_path, mo
     fails(mltk("transfer", "finetune", *options, "--balance"), 2, "--balance", "torchrun")
     fails(mltk("transfer", "finetune", *options, "--mode", "feature-extract"), 2, "one process", "torchrun")
     assert not (tmp_path / "transfer").exists()
+
+
+def test_time_budget_and_eval_every(mltk, shapes, tmp_path):
+    budget = ok(mltk("transfer", "train", "--data", shapes, *FAST, "--time-budget", "0.05", "--runs-dir", tmp_path))
+    assert budget.json()["epochs_run"] >= 1 and budget.json()["best_val_acc"] is not None  # 3 s: what fits, then done
+    every_2 = ok(
+        mltk("transfer", "train", "--data", shapes, *FAST, "--eval-every", "2", *args(epochs=3, runs_dir=tmp_path))
+    )
+    rows = [json.loads(line) for line in (Path(every_2.json()["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows if row.get("val_acc") is not None] == [2, 3]

@@ -27,7 +27,7 @@ from mltoolkit.core.contract import TrainResult
 from mltoolkit.core.distributed import World, all_sum, from_main, join, leave, start_run_on_main, wrap
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.params import RunOptions, param
-from mltoolkit.core.runs import Run
+from mltoolkit.core.runs import Run, resumed_config
 from mltoolkit.core.training import (
     EarlyStopping,
     autocast,
@@ -52,6 +52,11 @@ class EngineOptions(RunOptions):
     epochs, optimizer, lr, weight_decay, schedule and warmup_epochs, whose defaults are its recipe's)."""
 
     momentum: float = param(0.9, "SGD momentum.", ge=0, lt=1, panel=RECIPE)
+    time_budget: float | None = param(
+        None, "Wall-clock minutes for the whole command; epochs are planned to fit and the LR decays to 0 at the end.",
+        gt=0, panel=RECIPE,
+    )  # fmt: skip
+    eval_every: int = param(1, "Validate every N epochs (and after the last).", ge=1, panel=RECIPE)
     clip_grad_norm: float | None = param(None, "Clip the gradients' total norm to this.", gt=0, panel=RECIPE)
     patience: int = param(0, "Stop after this many validations without a better score; 0 = never.", ge=0, panel=RECIPE)
     amp: bool = param(True, "Mixed precision (fp16 autocast) on CUDA.", panel=MACHINE)
@@ -81,16 +86,18 @@ class Task:
     model: torch.nn.Module  # what trains (DDP wraps it under torchrun); last.pt holds its weights
     train_loader: Any  # (inputs, targets) batches, with len(): the steps of an epoch
     val_loader: Any  # this process's share of the validation split
+    default_epochs: int  # without --epochs or --time-budget
     sampler: Any = None  # a DistributedSampler (set_epoch each epoch)
     generator: torch.Generator | None = None  # the shuffling generator, seeded from (seed, epoch, rank) each epoch
-    time_budget: float | None = None  # seconds for the whole command (resumes included)
-    eval_every = 1  # validate every N epochs (and after the last)
     train_accuracy = False  # count argmax hits in training (classification)
     defer_best = False  # keep the best weights in memory and write best.pt at the end (cheap epochs)
     description = ""  # one line for the log: model, data, device
 
     def __init__(self, config: Any, device: torch.device) -> None:
-        self.config, self.device, self.epochs = config, device, config.epochs  # epochs: at most this many
+        self.config, self.device, self.eval_every = config, device, config.eval_every
+        self.time_budget = config.time_budget * 60 if config.time_budget else None  # seconds, resumes included
+        # at most this many epochs; with only a time budget, as many as fit
+        self.epochs = config.epochs or (self.default_epochs if self.time_budget is None else 10**6)
         self.amp = config.amp and device.type == "cuda"  # fp16 autocast and NHWC memory: CUDA only
         self.channels_last = config.channels_last and device.type == "cuda"
 
@@ -113,6 +120,15 @@ class Task:
 
     def checkpoint_config(self) -> dict[str, Any]:
         return config_dict(self.config)
+
+
+def resumed_engine_config(ref: str | None, runs_dir: str | Path, technique: str, flags: dict[str, Any]) -> Any:
+    """``--resume``'s saved config (``core.runs.resumed_config``), less its time budget when --epochs is typed
+    without a new --time-budget: more epochs asked, the old budget no longer applies."""
+    saved = resumed_config(ref, runs_dir, technique)
+    if saved is not None and flags["time_budget"] is None and flags["epochs"] is not None:
+        saved["time_budget"] = None
+    return saved
 
 
 @contextmanager

@@ -37,8 +37,8 @@ def train_command(
     from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
     from mltoolkit.core.distributed import launched_world
+    from mltoolkit.core.engine import resumed_engine_config
     from mltoolkit.core.errors import UsageError
-    from mltoolkit.core.runs import resumed_config
     from mltoolkit.segment.training import result_line, train
 
     set_quiet(quiet)
@@ -46,9 +46,7 @@ def train_command(
         if flags["data"] is not None and Path(flags["data"]) != data_arg:
             raise UsageError("give the data root once: as DATA or as --data")
         flags["data"] = str(data_arg)
-    saved = resumed_config(resume, runs_dir, SEGMENT.name)
-    if saved is not None and flags["time_budget"] is None and flags["epochs"] is not None:
-        saved["time_budget"] = None  # more epochs asked on resume: the old budget no longer applies
+    saved = resumed_engine_config(resume, runs_dir, SEGMENT.name, flags)
     cfg = resolve_config(SegmentConfig, flags, config_file=config, resumed=saved)
     if not cfg.data:
         raise UsageError("no data: pass DATA or --data DIR")

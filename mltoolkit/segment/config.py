@@ -71,11 +71,6 @@ class SegmentConfig(EngineOptions):
         parse=parse_scale,
     )
     epochs: int | None = param(None, "Epochs.", ge=1, default_text="30, or as many as --time-budget allows")
-    time_budget: float | None = param(
-        None,
-        "Wall-clock minutes for the whole command; epochs are planned to fit and the LR decays to 0 at the end.",
-        gt=0,
-    )
     batch_size: int = param(8, "Images per batch (last incomplete batch dropped; BatchNorm needs two).", ge=2)
     optimizer: Optimizer = param("adamw", "Optimizer (sgd with --momentum).")
     lr: float | None = param(None, "Peak learning rate.", gt=0, default_text="5e-3 adamw, 0.02 sgd")
@@ -105,7 +100,6 @@ class SegmentConfig(EngineOptions):
     )
     cache: bool | None = param(None, "Keep decoded, resized images in memory.", default_text="when under 2 GB")
     channels_last: bool = param(False, "channels_last memory format (faster on GPUs).")
-    eval_every: int = param(1, "Validate every N epochs.", ge=1)
 
     def __post_init__(self) -> None:
         """Fill the defaults left open (``None`` above) from the optimizer and the model, so config.json records

@@ -47,8 +47,6 @@ from mltoolkit.techniques import SEGMENT
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_EPOCHS = 30
-
 
 def prepare_classes(
     layout: Layout, config: SegmentConfig, train_pairs: list[tuple[Path, Path]], threads: int
@@ -159,16 +157,13 @@ class SegmentTask(Task):
     of one breaks BatchNorm) and of the validation split at the training resolution, the loss, the confusion-matrix
     metrics, and what checkpoints hold for predict (classes, colours, normalisation)."""
 
-    technique, monitor, headline = SEGMENT.name, "miou", "val_miou"
+    technique, monitor, headline, default_epochs = SEGMENT.name, "miou", "val_miou", 30
 
     def __init__(self, data: Data, world: World, device: torch.device, *, pretrained: bool) -> None:
         import torch
 
         super().__init__(data.config, device)
         config, classes, self.data = data.config, data.classes, data
-        self.epochs = config.epochs or (DEFAULT_EPOCHS if config.time_budget is None else 10**6)
-        self.time_budget = config.time_budget * 60 if config.time_budget else None
-        self.eval_every = config.eval_every
         self.size, (self.mean, self.std) = parse_size(config.size), normalization(config)
         common = (classes, self.size, self.mean, self.std, data.ignore)
         train_set = PairDataset(data.train_split, *common, train=True, scale=config.scale, cache=config.cache)

@@ -45,12 +45,12 @@ def train_command(
     from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
     from mltoolkit.core.distributed import launched_world
-    from mltoolkit.core.runs import resumed_config
+    from mltoolkit.core.engine import resumed_engine_config
     from mltoolkit.transfer.trainer import result_line, train
 
     set_quiet(quiet)
     cfg = resolve_config(
-        TransferConfig, flags, config_file=config, resumed=resumed_config(resume, runs_dir, TRANSFER.name)
+        TransferConfig, flags, config_file=config, resumed=resumed_engine_config(resume, runs_dir, TRANSFER.name, flags)
     )
     result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
     if launched_world().is_main:  # under torchrun: one result line, from rank 0

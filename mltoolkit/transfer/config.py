@@ -43,7 +43,9 @@ class TransferConfig(EngineOptions):
     mode: Mode = param(
         "finetune", "finetune (all layers train) or feature-extract (frozen, cached backbone; new head only)."
     )
-    epochs: int = param(25, "Training epochs.", ge=1, panel=RECIPE)
+    epochs: int | None = param(
+        None, "Training epochs.", ge=1, default_text="25, or as many as --time-budget allows", panel=RECIPE
+    )
     batch_size: int = param(32, "Images per batch (per process under torchrun).", ge=1, short="-b", panel=RECIPE)
     optimizer: Optimizer | None = param(
         None, "sgd (with momentum) or adamw.", default_text="sgd; adamw with --weights none", panel=RECIPE

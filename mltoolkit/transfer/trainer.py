@@ -104,7 +104,7 @@ def make_task(cfg: TransferConfig, world: World, device: torch.device, workers: 
 class ClassifierTask(Task):
     """What both modes give the engine: cross-entropy, validation loss and accuracy, best.pt's contents, plots."""
 
-    technique, monitor, headline, train_accuracy = TRANSFER.name, "val_acc", "val_acc", True
+    technique, monitor, headline, train_accuracy, default_epochs = TRANSFER.name, "val_acc", "val_acc", True, 25
 
     def __init__(
         self, cfg: TransferConfig, world: World, device: torch.device, workers: int, pre: Preprocessing,
