@@ -329,3 +329,12 @@ def test_time_budget_and_eval_every(mltk, shapes, tmp_path):
     )
     rows = [json.loads(line) for line in (Path(every_2.json()["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows if row.get("val_acc") is not None] == [2, 3]
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_is_exit_3(mltk, scratch_run, tmp_path):
+    from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = load_checkpoint(scratch_run / "checkpoints" / "best.pt")
+    payload["state"]["model_name"] = "resnet18"  # the weights are mobilenet_v3_small's
+    forged = save_checkpoint(tmp_path / "forged.pt", **{k: payload[k] for k in ("technique", "config", "state")})
+    fails(mltk("transfer", "predict", forged, scratch_run / "plots" / "curves.png"), 3, "forged.pt", "do not fit")

@@ -65,6 +65,16 @@ def load_checkpoint(path: str | Path, technique: str | None = None, map_location
     return payload
 
 
+def restore_model(model: Any, weights: dict[str, Any], path: Path, device: Any, name: str) -> Any:
+    """``weights`` (a ``state_dict``) loaded into ``model``, moved to ``device``, in eval mode: what evaluate and
+    predict run. Weights that do not fit the model ``name`` are a ``DataError`` naming the checkpoint."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
+        raise DataError(f"{path}: weights do not fit {name} ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()
+
+
 def run_checkpoint(ref: str | Path, runs_dir: str | Path, technique: str) -> tuple[Path, Path | None]:
     """The checkpoint a RUN argument names and its run directory (None for a file outside one): a run's
     ``best.pt`` (``last.pt`` where no validation has scored yet), or the checkpoint file itself."""
@@ -72,8 +82,9 @@ def run_checkpoint(ref: str | Path, runs_dir: str | Path, technique: str) -> tup
 
     path = resolve_run(ref, runs_dir, technique)
     if path.is_file():
-        return path, path.parent.parent if path.parent.name == "checkpoints" else None
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+        return path, run_dir if run_dir is not None and (run_dir / "config.json").exists() else None
     for name in ("best.pt", "last.pt"):
         if (path / "checkpoints" / name).is_file():
             return path / "checkpoints" / name, path
-    raise DataError(f"{path}: no checkpoints/best.pt (did training finish an epoch?)")
+    raise DataError(f"{path}: no checkpoints/best.pt or last.pt (did training reach its first evaluation?)")

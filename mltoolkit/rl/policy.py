@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mltoolkit.core.checkpoint import load_checkpoint
+from mltoolkit.core.checkpoint import load_checkpoint, run_checkpoint
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.runs import resolve_run
 from mltoolkit.rl.networks import make_q_network
 from mltoolkit.techniques import RL
 
@@ -50,21 +49,9 @@ class Policy:
         return self.q_values(obs).argmax(axis=1)
 
 
-def checkpoint_path(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Path, Path | None]:
-    """``(checkpoint file, run directory or None)`` for a RUN argument: a run's best.pt, else its last.pt."""
-    path = resolve_run(ref, runs_dir, RL.name)
-    if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-        return path, run_dir if run_dir is not None and (run_dir / "config.json").exists() else None
-    for name in ("best.pt", "last.pt"):
-        if (path / "checkpoints" / name).is_file():
-            return path / "checkpoints" / name, path
-    raise DataError(f"{path}: no checkpoints/best.pt or last.pt (did training reach its first evaluation?)")
-
-
 def load_policy(ref: str | Path, runs_dir: str | Path = "runs") -> Policy:
     """Rebuild the Q-network from a checkpoint alone: its config says the architecture and the env."""
-    path, run_dir = checkpoint_path(ref, runs_dir)
+    path, run_dir = run_checkpoint(ref, runs_dir, RL.name)
     payload = load_checkpoint(path, RL.name)
     try:
         state, config = payload["state"], payload["config"]

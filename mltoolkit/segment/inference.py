@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mltoolkit.core.checkpoint import load_checkpoint, run_checkpoint
+from mltoolkit.core.checkpoint import load_checkpoint, restore_model, run_checkpoint
 from mltoolkit.core.device import resolve_device, set_threads
-from mltoolkit.core.errors import DataError
 from mltoolkit.core.io import chunks
 from mltoolkit.segment.config import SegmentConfig, parse_size
 from mltoolkit.segment.data import Classes, normalize, resized_pixels
@@ -73,11 +72,7 @@ def load_trained(ref: str, runs_dir: str | Path, device: str = "auto", threads: 
     classes = Classes(saved["class_names"], [tuple(c) for c in saved["class_colors"]], values=saved.get("class_values"))
     target = resolve_device(device)
     model = build_model(config, len(classes), pretrained=False)
-    try:
-        model.load_state_dict(payload["state"]["model"])
-    except RuntimeError as exc:
-        raise DataError(f"{path}: weights do not fit {config.model} ({str(exc).splitlines()[0]})") from None
-    model.to(target).eval()
+    restore_model(model, payload["state"]["model"], path, target, config.model)
     normalization = tuple(saved["mean"]), tuple(saved["std"])
     return Trained(model, config, classes, int(saved["ignore_index"]), *normalization, target, run_dir, path)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltoolkit.core.checkpoint import load_checkpoint, run_checkpoint
+from mltoolkit.core.checkpoint import load_checkpoint, restore_model, run_checkpoint
 from mltoolkit.core.errors import DataError
 from mltoolkit.techniques import TRANSFER
 from mltoolkit.transfer.data import Preprocessing
@@ -54,7 +54,6 @@ def load_classifier(ref: str, runs_dir: str | Path, device: str = "auto") -> Cla
         raise DataError(f"{checkpoint}: holds training state only; use the run's checkpoints/best.pt")
     torch_device = resolve_device(device)
     model = build_model(state["model_name"], len(state["classes"]))
-    model.load_state_dict(state["model"])
-    model.to(torch_device).eval()
+    restore_model(model, state["model"], checkpoint, torch_device, state["model_name"])
     pre = Preprocessing(**state["preprocessing"])
     return Classifier(model, list(state["classes"]), pre, checkpoint, run_dir, payload.get("config", {}), torch_device)
