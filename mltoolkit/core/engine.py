@@ -76,9 +76,9 @@ class EngineOptions(RunOptions):
 
 class Task:
     """What a technique gives ``fit``: a subclass sets the model and loaders and writes the five methods; the rest
-    has defaults. ``config`` is the technique's Config: the engine reads seed, device, optimizer, lr, momentum,
-    weight_decay, schedule, warmup_epochs, patience, clip_grad_norm, amp and channels_last (and step_size and gamma
-    where it has them)."""
+    has defaults. ``config`` is the technique's Config: the engine reads epochs, time_budget, eval_every, seed, device,
+    optimizer, lr, momentum, weight_decay, schedule, warmup_epochs, patience, clip_grad_norm, amp and channels_last
+    (and step_size and gamma where it has them)."""
 
     technique: str
     monitor: str  # the validation metric that picks best.pt and stops early (higher is better)
