@@ -24,13 +24,24 @@ from mltoolkit.core.checkpoint import load_checkpoint, save_checkpoint
 from mltoolkit.core.config import config_dict
 from mltoolkit.core.console import info, progress
 from mltoolkit.core.contract import TrainResult
-from mltoolkit.core.distributed import World, all_sum, from_main, join, leave, start_run_on_main, wrap
+from mltoolkit.core.distributed import (
+    World,
+    all_sum,
+    from_main,
+    join,
+    leave,
+    shard,
+    start_run_on_main,
+    train_sampler,
+    wrap,
+)
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.params import RunOptions, param
 from mltoolkit.core.runs import Run, resumed_config
 from mltoolkit.core.training import (
     EarlyStopping,
     autocast,
+    data_loader,
     grad_scaler,
     make_scheduler,
     rng_state,
@@ -75,10 +86,10 @@ class EngineOptions(RunOptions):
 
 
 class Task:
-    """What a technique gives ``fit``: a subclass sets the model and loaders and writes the five methods; the rest
-    has defaults. ``config`` is the technique's Config: the engine reads epochs, time_budget, eval_every, seed, device,
-    optimizer, lr, momentum, weight_decay, schedule, warmup_epochs, patience, clip_grad_norm, amp and channels_last
-    (and step_size and gamma where it has them)."""
+    """What a technique gives ``fit``: a subclass sets the model and the loaders (``set_loaders``) and writes the
+    five methods; the rest has defaults. ``config`` is the technique's Config: the engine reads epochs, time_budget,
+    eval_every, seed, device, optimizer, lr, momentum, weight_decay, schedule, warmup_epochs, patience,
+    clip_grad_norm, amp and channels_last (and step_size and gamma where it has them)."""
 
     technique: str
     monitor: str  # the validation metric that picks best.pt and stops early (higher is better)
@@ -87,7 +98,7 @@ class Task:
     train_loader: Any  # (inputs, targets) batches, with len(): the steps of an epoch
     val_loader: Any  # this process's share of the validation split
     default_epochs: int  # without --epochs or --time-budget
-    sampler: Any = None  # a DistributedSampler (set_epoch each epoch)
+    sampler: Any = None  # a DistributedSampler under torchrun (set_epoch each epoch)
     generator: torch.Generator | None = None  # the shuffling generator, seeded from (seed, epoch, rank) each epoch
     train_accuracy = False  # count argmax hits in training (classification)
     defer_best = False  # keep the best weights in memory and write best.pt at the end (cheap epochs)
@@ -100,6 +111,31 @@ class Task:
         self.epochs = config.epochs or (self.default_epochs if self.time_budget is None else 10**6)
         self.amp = config.amp and device.type == "cuda"  # fp16 autocast and NHWC memory: CUDA only
         self.channels_last = config.channels_last and device.type == "cuda"
+
+    def set_loaders(
+        self,
+        train_set: Any,
+        val_set: Any,
+        world: World,
+        *,
+        weights: Any = None,
+        drop_last: bool = False,
+        **options: Any,
+    ) -> None:
+        """``train_loader`` over this process's shard (``sampler``: a DistributedSampler under torchrun), shuffled by
+        ``generator`` (or drawn in proportion to per-sample ``weights``), and ``val_loader`` over its share of
+        ``val_set``; ``options`` go to ``core.training.data_loader``. The engine reseeds both each epoch."""
+        import torch
+
+        self.generator = torch.Generator()
+        self.sampler = train_sampler(train_set, world, self.config.seed)
+        sampler = self.sampler
+        if weights is not None:
+            sampler = torch.utils.data.WeightedRandomSampler(weights, len(weights), generator=self.generator)
+        self.train_loader = data_loader(
+            train_set, shuffle=True, drop_last=drop_last, sampler=sampler, generator=self.generator, **options
+        )
+        self.val_loader = data_loader(shard(val_set, world), **options)
 
     def loss(self, outputs: Any, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

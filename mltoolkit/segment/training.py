@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 from mltoolkit.core.checkpoint import load_checkpoint
 from mltoolkit.core.console import info, warn
 from mltoolkit.core.contract import TrainResult
-from mltoolkit.core.distributed import World, launched_world, plan_cores, shard, train_sampler
+from mltoolkit.core.distributed import World, launched_world, plan_cores
 from mltoolkit.core.engine import Task, run_task, session
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.metrics import ConfusionMatrix
 from mltoolkit.core.plots import plot_curves
 from mltoolkit.core.runs import Run, run_name
-from mltoolkit.core.training import data_loader
 from mltoolkit.segment.config import MODELS, SLOW_ON_CPU, SegmentConfig, check_config, parse_size
 from mltoolkit.segment.data import (
     DEFAULT_IGNORE,
@@ -169,12 +168,7 @@ class SegmentTask(Task):
         train_set = PairDataset(data.train_split, *common, train=True, scale=config.scale, cache=config.cache)
         val_set = PairDataset(data.val_split, *common, train=False, cache=config.cache)
         options = {"batch_size": config.batch_size, "workers": config.workers, "device": device}
-        self.generator = torch.Generator()
-        self.sampler = train_sampler(train_set, world, config.seed)
-        self.train_loader = data_loader(
-            train_set, shuffle=True, drop_last=True, generator=self.generator, sampler=self.sampler, **options
-        )
-        self.val_loader = data_loader(shard(val_set, world), **options)
+        self.set_loaders(train_set, val_set, world, drop_last=True, **options)
         memory = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = build_model(config, len(classes), pretrained=pretrained).to(device, memory_format=memory)
         weights = class_weights(config.class_weights, data.train_split.counts)

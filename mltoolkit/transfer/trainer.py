@@ -161,26 +161,18 @@ class FinetuneTask(ClassifierTask):
     def __init__(self, *args: Any) -> None:
         import torch
 
-        from mltoolkit.core.distributed import shard, train_sampler
-        from mltoolkit.core.training import data_loader
         from mltoolkit.transfer.data import DecodeFailures, ImageDataset, collate, eval_transform, train_transform
 
         super().__init__(*args)
         cfg, world, train, val = self.config, self.world, args[-2], args[-1]
         self.model = self.network.to(self.device, memory_format=torch.channels_last if self.channels_last else None)
-        self.generator = torch.Generator()
         train_set = ImageDataset(train, train_transform(self.pre, cfg.resolved_augment()))
-        self.sampler = train_sampler(train_set, world, cfg.seed)  # this process's shard; None on one
-        sampler = self.sampler
-        if cfg.balance:
-            weights = class_balance_weights(train, len(self.classes))
-            sampler = torch.utils.data.WeightedRandomSampler(weights, len(train), generator=self.generator)
+        weights = class_balance_weights(train, len(self.classes)) if cfg.balance else None
         options = {"batch_size": cfg.batch_size, "workers": self.workers, "device": self.device, "collate_fn": collate}
+        self.set_loaders(train_set, ImageDataset(val, eval_transform(self.pre)), world, weights=weights, **options)
         empty = (3, self.pre.crop_size, self.pre.crop_size) if world.distributed else None
-        loader = data_loader(train_set, shuffle=True, sampler=sampler, generator=self.generator, **options)
-        self.train_loader = Decoded(loader, DecodeFailures(train, cfg.strict), empty)
-        val_set = shard(ImageDataset(val, eval_transform(self.pre)), world)
-        self.val_loader = Decoded(data_loader(val_set, **options), DecodeFailures(val, cfg.strict), empty)
+        self.train_loader = Decoded(self.train_loader, DecodeFailures(train, cfg.strict), empty)
+        self.val_loader = Decoded(self.val_loader, DecodeFailures(val, cfg.strict), empty)
 
 
 class Decoded:
