@@ -167,6 +167,21 @@ def resumed_engine_config(ref: str | None, runs_dir: str | Path, technique: str,
     return saved
 
 
+def result_line(result: TrainResult, monitor: str, **extra: Any) -> dict[str, Any]:
+    """What ``train`` prints for transfer and segment: the run, its best and final score (the ``monitor`` key of the
+    summary's rows), ``extra`` (the technique's own), the epochs and what they took."""
+    summary, metric = result.summary, result.headline.get("metric")
+    best, final = summary.get("best") or {}, summary.get("final") or {}
+    return {
+        "run_dir": str(result.run_dir),
+        f"best_{metric}": result.headline.get("value"),
+        "best_epoch": best.get("epoch", 0),
+        f"final_{metric}": final.get(monitor),
+        **extra,
+        **{key: summary.get(key) for key in ("epochs", "epochs_run", "train_images_per_s", "wall_time_s")},
+    }
+
+
 @contextmanager
 def session(world: World, config: Any) -> Iterator[torch.device]:
     """Join torchrun's process group (if any) on ``config.device``, seed this process with seed + rank (its own

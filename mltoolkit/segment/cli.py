@@ -37,9 +37,9 @@ def train_command(
     from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
     from mltoolkit.core.distributed import launched_world
-    from mltoolkit.core.engine import resumed_engine_config
+    from mltoolkit.core.engine import result_line, resumed_engine_config
     from mltoolkit.core.errors import UsageError
-    from mltoolkit.segment.training import result_line, train
+    from mltoolkit.segment.training import SegmentTask, train
 
     set_quiet(quiet)
     if data_arg is not None:
@@ -52,7 +52,8 @@ def train_command(
         raise UsageError("no data: pass DATA or --data DIR")
     result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
     if launched_world().is_main:  # under torchrun: one result line, from rank 0
-        emit_json(result_line(result))
+        accuracy = (result.summary.get("best") or {}).get("pixel_accuracy")
+        emit_json(result_line(result, SegmentTask.monitor, val_pixel_accuracy=accuracy))
 
 
 @app.command("evaluate")

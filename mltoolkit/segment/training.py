@@ -243,19 +243,5 @@ class SegmentTask(Task):
                           title="validation (best.pt)")  # fmt: skip
 
 
-def result_line(result: TrainResult) -> dict[str, Any]:
-    """What ``mltk segment train`` prints: the run and its headline numbers, from the summary."""
-    summary, best = result.summary, result.summary.get("best") or {}
-    return {
-        "run_dir": str(result.run_dir),
-        "best_val_miou": best.get("miou"),
-        "best_epoch": best.get("epoch"),
-        "val_pixel_accuracy": best.get("pixel_accuracy"),
-        "epochs": summary.get("epochs"),
-        "train_images_per_s": summary.get("train_images_per_s"),
-        "wall_time_s": summary.get("wall_time_s"),
-    }
-
-
 def _default_name(config: SegmentConfig) -> str:
     return run_name(Path(config.data).name, config.model.split("_")[0])

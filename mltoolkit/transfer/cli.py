@@ -45,8 +45,8 @@ def train_command(
     from mltoolkit.core.config import resolve_config
     from mltoolkit.core.console import emit_json, set_quiet
     from mltoolkit.core.distributed import launched_world
-    from mltoolkit.core.engine import resumed_engine_config
-    from mltoolkit.transfer.trainer import result_line, train
+    from mltoolkit.core.engine import result_line, resumed_engine_config
+    from mltoolkit.transfer.trainer import ClassifierTask, train
 
     set_quiet(quiet)
     cfg = resolve_config(
@@ -54,7 +54,7 @@ def train_command(
     )
     result = train(cfg, runs_dir=runs_dir, name=name, resume=resume)
     if launched_world().is_main:  # under torchrun: one result line, from rank 0
-        emit_json(result_line(result))
+        emit_json(result_line(result, ClassifierTask.monitor))
 
 
 app.command("train")(train_command)

@@ -298,16 +298,3 @@ class CachedFeatures:
             task.head.train(training)
         self.features, self.ok = torch.stack(views), torch.stack(oks).all(0)
         self.labels = torch.tensor([label for _, label in self.samples])
-
-
-def result_line(result: TrainResult) -> dict[str, Any]:
-    """What ``mltk transfer train`` prints: the run and its headline numbers, from the summary."""
-    summary = result.summary
-    return {
-        "run_dir": str(result.run_dir),
-        "best_val_acc": result.headline.get("value"),
-        "best_epoch": (summary.get("best") or {}).get("epoch", 0),
-        "final_val_acc": (summary.get("final") or {}).get("val_acc"),
-        "epochs_run": summary.get("epochs_run", 0),
-        "wall_time_s": summary.get("wall_time_s"),
-    }
