@@ -102,6 +102,17 @@ def open_image(path: str | Path) -> Image.Image:
     return image
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the file's header, no pixels decoded; a file that is not an image is a ``DataError``."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for damaged files
+        raise DataError(f"{path}: not a readable image ({exc})") from None
+
+
 def load_rgb(path: str | Path) -> Image.Image:
     """Decode an image file to RGB (grayscale, palette, RGBA and CMYK files included)."""
     from PIL import Image

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.images import list_images, open_image
+from mltoolkit.core.images import image_size, list_images, open_image
 
 if TYPE_CHECKING:
     import torch
@@ -254,13 +254,7 @@ class Split:
 
 def check_size(mask: np.ndarray, mask_path: Path, image_path: Path) -> None:
     """A mask must cover its image pixel for pixel (checked from the image header, without decoding)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(image_path) as image:
-            size = image.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"{image_path}: not a readable image ({exc})") from None
+    size = image_size(image_path)
     if (mask.shape[1], mask.shape[0]) != size:
         raise DataError(
             f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.images import image_problem, list_images, load_rgb, report_bad_image
+from mltoolkit.core.images import image_problem, image_size, list_images, load_rgb, report_bad_image
 
 if TYPE_CHECKING:
     import torch
@@ -166,13 +166,7 @@ def preprocessing_for(
 
 def median_short_side(samples: Sequence[Sample], count: int = 64) -> int:
     """The median shorter side of ``count`` images spread over ``samples`` (Pillow reads only the headers)."""
-    from PIL import Image
-
-    sides = []
-    for path, _ in samples[:: max(1, len(samples) // count)][:count]:
-        with Image.open(path) as image:
-            sides.append(min(image.size))
-    return int(np.median(sides))
+    return int(np.median([min(image_size(path)) for path, _ in samples[:: max(1, len(samples) // count)][:count]]))
 
 
 def eval_transform(pre: Preprocessing) -> Any:
