@@ -378,6 +378,9 @@ def test_bad_options_are_one_line_errors(mltk, tmp_path, broken):
     fails(mltk("segment", "train", data, *flags, "--size", "big"), 3, "--size")
     fails(mltk("segment", "train", data, *flags, "--weights-backbone", "missing.pth"), 3, "missing.pth")
     fails(mltk("segment", "evaluate", "nope", "--runs-dir", tmp_path), 3, "nope")
+    binary = tmp_path / "classes.txt"
+    binary.write_bytes(b"\xff\xfe\x00 not text")  # was a UnicodeDecodeError traceback, exit 1
+    fails(mltk("segment", "train", data, *flags, "--classes", binary), 3, "classes.txt", "not a UTF-8 text file")
 
 
 def test_time_budget_stops_on_time(mltk, broken):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mltoolkit.core.errors import DataError
-from mltoolkit.core.io import STDIO, sniff_text_table, source_name
+from mltoolkit.core.io import STDIO, read_text, sniff_text_table, source_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -271,14 +271,7 @@ def read_side_file(path: Path) -> np.ndarray:
 def read_lightgbm_config(path: str | Path) -> dict[str, str]:
     """Parse a LightGBM CLI config (``key = value`` lines, ``#`` comments) into raw strings."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: LightGBM config not found") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file (a LightGBM 'key = value' config was expected)") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the LightGBM config ({exc.strerror})") from None
+    text = read_text(path, "LightGBM config ('key = value' lines)")
     params: dict[str, str] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mltoolkit.core.errors import DataError
+from mltoolkit.core.io import read_text
 
 C = TypeVar("C")
 
@@ -24,16 +25,7 @@ C = TypeVar("C")
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a JSON, YAML or TOML mapping; the format follows the file's suffix."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a config file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read config ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file (a JSON, YAML or TOML config was expected)") from None
+    text = read_text(path, "config file (JSON, YAML or TOML)")
     suffix = path.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):

@@ -110,6 +110,21 @@ def write_json(path: str | Path, obj: Any) -> None:
         handle.write("\n")
 
 
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's contents (a config, a classes file...), or a one-line ``DataError`` naming the file
+    and ``what`` it should be."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a {what}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file (a {what} was expected)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+
+
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     try:

@@ -21,6 +21,7 @@ import numpy as np
 
 from mltoolkit.core.errors import DataError
 from mltoolkit.core.images import image_size, list_images, open_image
+from mltoolkit.core.io import read_text
 
 if TYPE_CHECKING:
     import torch
@@ -106,10 +107,7 @@ def _classes_from_entries(entries: list[Any], source: str) -> Classes:
 def read_classes_file(path: Path) -> Classes:
     """``classes.json`` (a list of names or of {name, color[, ignore]}) or ``classes.txt`` (one name a line,
     optionally followed by ``R G B`` or ``#rrggbb``)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the classes file ({exc.strerror})") from None
+    text = read_text(path, "classes file")
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
