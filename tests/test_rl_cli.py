@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import args, fails, ok
+from mltoolkit.techniques import RL
+from tests.conftest import args, assert_run_dir, fails, ok
 
 pytest.importorskip("gymnasium")
 pytest.importorskip("torch")
@@ -47,15 +48,8 @@ def trained(tmp_path_factory):
 
 
 def test_train_writes_a_complete_run(trained):
-    for name in (
-        "config.json",
-        "env.json",
-        "metrics.jsonl",
-        "summary.json",
-        "checkpoints/best.pt",
-        "checkpoints/last.pt",
-        "plots/returns.png",
-    ):
+    assert_run_dir(trained, RL.name)
+    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "plots/returns.png"):
         assert (trained / name).is_file(), name
     config = json.loads((trained / "config.json").read_text())
     assert config["env"] == "CartPole-v1" and config["preset"] == "CartPole-v1"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import fails, ok
+from mltoolkit.techniques import SEGMENT
+from tests.conftest import assert_run_dir, fails, ok
 
 FAST = ["--size", "64x64", "--batch-size", "4", "--threads", "1", "--workers", "0", "--quiet"]
 
@@ -48,26 +49,17 @@ def trained(mltk, shared):
 
 def test_train_writes_the_run_directory(trained):
     data, runs, result = trained
-    run = runs / "segment" / "tiny"
+    run = runs / SEGMENT.name / "tiny"
     assert result["run_dir"] == str(run)
     assert 0 <= result["best_val_miou"] <= 1
-    for name in (
-        "config.json",
-        "env.json",
-        "metrics.jsonl",
-        "summary.json",
-        "checkpoints/best.pt",
-        "checkpoints/last.pt",
-        "plots/curves.png",
-        "plots/val_examples.png",
-    ):
+    summary = assert_run_dir(run, SEGMENT.name)
+    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "plots/curves.png", "plots/val_examples.png"):
         assert (run / name).is_file(), name
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]
     assert {"train_loss", "val_loss", "pixel_accuracy", "miou", "lr"} <= set(metrics[0])
     config = json.loads((run / "config.json").read_text())
     assert config["ignore_index"] == 255 and config["bn_momentum"] == 0.1 and config["size"] == "64x64"
-    summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["headline"]["metric"] == "val_miou"
 
 
