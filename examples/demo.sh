@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: a short end-to-end tour of every technique on small or synthetic data (about 5 minutes
+# `make demo`: a short end-to-end tour of every technique on small or synthetic data (2 to 5 minutes
 # on 2 CPU cores). Each step is examples/demo/<technique>.sh; runs and data go under $DEMO_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
