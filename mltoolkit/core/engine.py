@@ -158,7 +158,9 @@ class Task:
         return config_dict(self.config)
 
 
-def resumed_engine_config(ref: str | None, runs_dir: str | Path, technique: str, flags: dict[str, Any]) -> Any:
+def resumed_engine_config(
+    ref: str | None, runs_dir: str | Path, technique: str, flags: dict[str, Any]
+) -> dict[str, Any] | None:
     """``--resume``'s saved config (``core.runs.resumed_config``), less its time budget when --epochs is typed
     without a new --time-budget: more epochs asked, the old budget no longer applies."""
     saved = resumed_config(ref, runs_dir, technique)
