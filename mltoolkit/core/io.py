@@ -43,12 +43,7 @@ def check_writable_file(path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path}: is a directory; give a file path to write")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise DataError(f"{path}: cannot write under {path.parent} (a file, not a folder)") from None
-    except OSError as exc:
-        raise DataError(f"{path.parent}: cannot create the folder ({exc.strerror})") from None
+    make_folder(path.parent, f"the folder of {path.name}")
     return path
 
 
@@ -56,6 +51,8 @@ def make_folder(path: Path, what: str = "the folder") -> Path:
     """``mkdir -p path``, or a one-line ``DataError`` naming ``what`` (a file on the way, no permission...)."""
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # the path, or a folder on the way to it, is a file
+        raise DataError(f"{path}: cannot create {what}: a file, not a folder, is in the way") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot create {what} ({exc.strerror})") from None
     return path
