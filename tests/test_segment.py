@@ -66,7 +66,7 @@ def test_train_writes_the_run_directory(trained):
 def test_a_data_folder_whose_name_has_a_space_trains_without_a_name(mltk, tmp_path):
     data = make_data(tmp_path / "my shapes", train=4, val=2)
     result = ok(mltk("segment", "train", data, "--epochs", 1, "--runs-dir", tmp_path / "runs", *FAST)).json()
-    assert result["run_dir"] == str(tmp_path / "runs" / "segment" / "my-shapes-lraspp")
+    assert result["run_dir"] == str(tmp_path / "runs" / SEGMENT.name / "my-shapes-lraspp")
 
 
 def test_predict_writes_masks_of_the_input_size(mltk, trained, tmp_path):
